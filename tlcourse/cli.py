@@ -1,0 +1,101 @@
+"""The ``tlcourse`` command line (also ``python -m tlcourse``).
+
+Each subcommand's handler lives in the module that owns the feature and is imported only when
+that subcommand runs, so ``tlcourse --help`` stays fast. A :class:`~tlcourse.errors.CourseError`
+is printed as a one-paragraph message (no traceback) with exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .errors import CourseError
+
+
+def _handler(module: str, function: str):
+    def call(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), function)(args) or 0)
+
+    return call
+
+
+def _add_doctor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check this machine can run the course; seed offline weights")
+    p.set_defaults(func=_handler("tlcourse.doctor", "cli_doctor"))
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="list, fetch and verify the course's datasets")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    dsub.add_parser("list", help="datasets, their licences and where they are").set_defaults(
+        func=_handler("tlcourse.data.commands", "cli_list")
+    )
+    f = dsub.add_parser("fetch", help="download a dataset into the cache (sha256-checked)")
+    f.add_argument("name")
+    f.set_defaults(func=_handler("tlcourse.data.commands", "cli_fetch"))
+    v = dsub.add_parser("verify", help="check every file of a dataset against its sha256")
+    v.add_argument("name")
+    v.set_defaults(func=_handler("tlcourse.data.commands", "cli_verify"))
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="execute the course notebooks with papermill")
+    p.add_argument("--profile", default="classroom", help="smoke | classroom | full")
+    p.add_argument("--only", default=None, help="run only notebooks whose name contains PATTERN")
+    p.add_argument("--out", default=None, help="output directory (default runs/<timestamp>/)")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a notebook parameter (repeatable)")
+    p.add_argument("--exercises", action="store_true", help="also run the exercise notebooks")
+    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel name")
+    p.set_defaults(func=_handler("tlcourse.runner", "cli_run"))
+
+
+def _add_progress(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("progress", help="summarise exercise progress files (one learner or a class)")
+    p.add_argument("files", nargs="*", help="progress JSON files (default: your own)")
+    p.add_argument("--csv", default=None, help="also write the class table as CSV")
+    p.set_defaults(func=_handler("tlcourse.exercises.progress", "cli_progress"))
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify images with an exported tlcourse model")
+    p.add_argument("--model", required=True, help="a file written by tlcourse.export.export_model")
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument("--top-k", type=int, default=1)
+    p.set_defaults(func=_handler("tlcourse.export", "cli_predict"))
+
+
+def _add_pack(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pack", help="build an offline classroom pack (weights + datasets)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_handler("tlcourse.pack", "cli_pack"))
+    u = sub.add_parser("unpack", help="install a classroom pack into the cache, offline")
+    u.add_argument("file")
+    u.set_defaults(func=_handler("tlcourse.pack", "cli_unpack"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tlcourse", description=__doc__.splitlines()[0])
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"tlcourse {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_doctor, _add_data, _add_run, _add_progress, _add_predict, _add_pack):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CourseError as exc:
+        print(f"tlcourse {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tlcourse {args.command}: interrupted.", file=sys.stderr)
+        return 130

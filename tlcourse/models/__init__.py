@@ -1,0 +1,23 @@
+"""Pretrained backbones (:mod:`.backbones`), their preprocessing (:mod:`.preprocessing`) and
+freezing / unfreezing by stage (:mod:`.freezing`)."""
+from .backbones import (
+    OFFLINE_BACKBONES,
+    SPECS,
+    available_backbones,
+    count_parameters,
+    create_model,
+    feature_dim,
+    get_head,
+    get_spec,
+    imagenet_categories,
+    load_backbone,
+    pooled_features,
+    replace_head,
+    spec_for,
+    split_at,
+    stage_modules,
+    stage_names,
+    stage_of_parameters,
+    stage_sequence,
+)
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
