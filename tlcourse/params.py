@@ -1,0 +1,132 @@
+"""Checking a lesson's parameters before any work starts.
+
+Every lesson notebook opens with a cell tagged ``parameters`` (papermill overrides it, the
+learner edits it) and then calls::
+
+    params = check_parameters(backbone=backbone, image_size=image_size, epochs=epochs, ...)
+
+A typo such as ``image_size = 2240`` or ``device = "gpu"`` then stops the notebook at once
+with a message naming the value, the valid range and where to change it, instead of running
+out of memory twenty minutes later or silently training on the wrong device.
+
+Only the course's common parameter names (:data:`COMMON_PARAMETERS`) are checked here; names a
+single notebook invents are passed through untouched, because only that notebook knows what
+they mean. ``tlcourse run`` applies the same checks to the values it is about to pass, so a
+bad ``-p`` or profile value fails before the first kernel starts.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import Any
+
+from .errors import InvalidParameterError
+
+#: Parameter names shared by the lessons, with the rule each value must satisfy.
+COMMON_PARAMETERS: dict[str, str] = {
+    "backbone": "one of tlcourse.models.available_backbones()",
+    "image_size": "an integer from 32 to 1024 (pixels per side)",
+    "epochs": "an integer >= 1",
+    "batch_size": "an integer >= 1",
+    "n_per_class": "an integer >= 1, or None for every image",
+    "seed": "an integer >= 0",
+    "device": "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'",
+    "lr": "a number > 0 (e.g. 1e-3)",
+    "max_images": "an integer >= 1, or None for no limit",
+}
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda|mps|cuda:\d+)$")
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int subclass in Python, but ``epochs=True`` is always a mistake.
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _int_at_least(low: int, allow_none: bool = False) -> Callable[[Any], bool]:
+    def ok(value: Any) -> bool:
+        if value is None:
+            return allow_none
+        return _is_int(value) and value >= low
+
+    return ok
+
+
+def _image_size(value: Any) -> bool:
+    return _is_int(value) and 32 <= value <= 1024
+
+
+def _lr(value: Any) -> bool:
+    # ``value > 0`` is False for NaN, so a NaN learning rate is refused too.
+    return _is_number(value) and float(value) > 0 and float(value) != float("inf")
+
+
+def _device(value: Any) -> bool:
+    return isinstance(value, str) and bool(_DEVICE.match(value.lower()))
+
+
+def _backbone_names() -> list[str]:
+    # Imported here: the models module pulls in torch, which notebooks have loaded anyway
+    # but ``tlcourse run --help`` should not pay for.
+    from .models import available_backbones
+
+    return list(available_backbones())
+
+
+def _backbone(value: Any) -> bool:
+    return isinstance(value, str) and value in _backbone_names()
+
+
+_RULES: dict[str, Callable[[Any], bool]] = {
+    "backbone": _backbone,
+    "image_size": _image_size,
+    "epochs": _int_at_least(1),
+    "batch_size": _int_at_least(1),
+    "n_per_class": _int_at_least(1, allow_none=True),
+    "seed": _int_at_least(0),
+    "device": _device,
+    "lr": _lr,
+    "max_images": _int_at_least(1, allow_none=True),
+}
+
+
+def parameter_problems(params: dict[str, Any]) -> list[str]:
+    """One sentence per common parameter whose value breaks its rule (empty: all fine).
+
+    Shared by :func:`check_parameters` (inside a notebook) and the runner (before it starts
+    any kernel), so both give the same wording.
+    """
+    problems = []
+    for name, value in params.items():
+        rule = _RULES.get(name)
+        if rule is None or rule(value):
+            continue
+        expected = COMMON_PARAMETERS[name]
+        if name == "backbone":
+            expected = f"one of {', '.join(_backbone_names())}"
+        problems.append(f"{name}={value!r} is not valid: {name} must be {expected}.")
+    return problems
+
+
+def check_parameters(**params: Any) -> dict[str, Any]:
+    """Check the common parameters of a lesson and return them unchanged.
+
+    Raises :class:`~tlcourse.errors.InvalidParameterError` listing every bad value at once
+    (fixing them one run at a time is slow when each run imports torch). Names outside
+    :data:`COMMON_PARAMETERS` are notebook-specific and are not checked.
+    """
+    problems = parameter_problems(params)
+    if problems:
+        bad = [p.split("=", 1)[0] for p in problems]
+        example = " ".join(f"-p {name}=..." for name in bad)
+        raise InvalidParameterError(
+            " ".join(problems)
+            + " Edit the notebook's parameters cell (the first code cell, tagged 'parameters') "
+            f"and run it again, or pass the value to the course runner: tlcourse run {example}"
+        )
+    return params
