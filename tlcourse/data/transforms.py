@@ -1,0 +1,69 @@
+"""Tensor transforms: the backbone's normalisation, and augmentation presets that keep it.
+
+Augmentation changes the *pixels* a network sees (crops, flips, rotations, colour); it must
+never change the *normalisation*, which has to stay the pretrained network's own. So every
+preset here augments the uint8 image first and normalises last, with the statistics of the
+backbone's :class:`~tlcourse.models.Preprocessing`. The presets follow torchvision's
+``references/classification/presets.py`` (random-resized crop + flip as the baseline).
+"""
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+from ..errors import unknown_name
+from ..models.preprocessing import Preprocessing
+
+AUGMENTATIONS = ("none", "flip", "standard", "strong")
+
+
+class Normalize:
+    """uint8 image -> float, normalised with the backbone's mean and std."""
+
+    def __init__(self, preprocessing: Preprocessing) -> None:
+        self.preprocessing = preprocessing
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return self.preprocessing.normalize(image)
+
+    def __repr__(self) -> str:
+        p = self.preprocessing
+        return f"Normalize(mean={tuple(round(m, 3) for m in p.mean)}, std={tuple(round(s, 3) for s in p.std)})"
+
+
+def eval_transform(preprocessing: Preprocessing) -> Normalize:
+    """The deterministic transform for validation, test and feature extraction."""
+    return Normalize(preprocessing)
+
+
+class _Augment:
+    def __init__(self, ops: v2.Compose, preprocessing: Preprocessing, name: str) -> None:
+        self.ops, self.normalize, self.name = ops, Normalize(preprocessing), name
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return self.normalize(self.ops(image))
+
+    def __repr__(self) -> str:
+        return f"train_transform({self.name!r}: {self.ops}, then {self.normalize})"
+
+
+def train_transform(preprocessing: Preprocessing, preset: str = "standard", image_size: int | None = None) -> _Augment | Normalize:
+    """An augmentation preset for training images (uint8 CHW tensors of ``image_size`` px).
+
+    - ``none``: normalisation only (what cached features assume);
+    - ``flip``: random horizontal flip;
+    - ``standard``: random-resized crop (60-100% of the area) + horizontal flip;
+    - ``strong``: standard + rotation up to 20 degrees + colour jitter.
+    """
+    if preset not in AUGMENTATIONS:
+        raise unknown_name("augmentation preset", preset, AUGMENTATIONS)
+    if preset == "none":
+        return Normalize(preprocessing)
+    size = image_size or preprocessing.crop_size
+    ops: list = []
+    if preset in ("standard", "strong"):
+        ops.append(v2.RandomResizedCrop(size, scale=(0.6, 1.0), antialias=True))
+    ops.append(v2.RandomHorizontalFlip())
+    if preset == "strong":
+        ops += [v2.RandomRotation(20), v2.ColorJitter(0.3, 0.3, 0.3, 0.02)]
+    return _Augment(v2.Compose(ops), preprocessing, preset)

@@ -1,0 +1,262 @@
+"""Features computed once: the CPU fast path for transfer learning.
+
+With a frozen backbone, the backbone's output for an image never changes, so running the
+backbone every epoch repeats the same work. :func:`extract_features` runs it once per image,
+keeps the result in memory and on disk (keyed by the backbone's weights, the images and the
+transform), and every later epoch - of any experiment on the same data - trains only the head
+on those features. :func:`extract_features` with ``stage=`` does the same at a stage boundary,
+so partial fine-tuning trains just the unfrozen top. :func:`probe_stages` fits a linear
+classifier on each stage's pooled features: how "ready" each depth's features are for a task.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from .device import pick_device
+from .errors import CourseError
+from .models.backbones import spec_for, stage_sequence
+from .paths import subcache
+from .training import History, fit, iterate_batches
+
+_MEMORY: dict[str, "FeatureSet"] = {}
+
+
+@dataclass
+class FeatureSet(Dataset):
+    """Precomputed features (or activations) with their labels; a torch Dataset."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    key: str = ""
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.features[i], int(self.labels[i])
+
+    @property
+    def dim(self) -> int:
+        return int(self.features[0].numel())
+
+    def numpy(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.features.reshape(len(self), -1).float().numpy(), self.labels.numpy()
+
+
+def _module_digest(modules: list[nn.Module]) -> str:
+    digest = hashlib.sha1()
+    for module in modules:
+        for name, tensor in module.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _check_cacheable(data: Dataset) -> None:
+    transform = getattr(data, "transform", None)
+    if transform is None:
+        raise CourseError(
+            "The dataset has no transform, so it returns raw uint8 images. Give it the backbone's "
+            "preprocessing: data.with_transform(tlcourse.data.eval_transform(preprocessing))."
+        )
+    if type(transform).__name__ == "_Augment":
+        raise CourseError(
+            "Features of augmented images would cache one random augmentation and reuse it every "
+            "epoch. Extract features with eval_transform(preprocessing), or train end-to-end "
+            "with fit() to benefit from augmentation."
+        )
+
+
+def _atomic_save(obj: Any, path: os.PathLike) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".feat.", suffix=".part")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@torch.inference_mode()
+def extract_features(
+    model: nn.Module,
+    data: Dataset,
+    *,
+    stage: str | None = None,
+    batch_size: int = 64,
+    device: str | torch.device | None = "auto",
+    cache: bool = True,
+    progress: bool = True,
+) -> FeatureSet:
+    """Run the frozen backbone once over ``data``.
+
+    ``stage=None``: the pooled penultimate features that the head reads (N, D).
+    ``stage="stage4"``: the raw activations after that stage (N, C, H, W), to train the rest
+    of the network on with :func:`tlcourse.models.split_at`'s ``top``.
+    Results are cached in memory and under ``TLCOURSE_CACHE/features``.
+    """
+    _check_cacheable(data)
+    seq = stage_sequence(model)
+    names = list(seq)
+    if stage is not None and stage not in names[:-1]:
+        from .errors import unknown_name
+
+        raise unknown_name("stage", stage, names[:-1])
+    upto = names[: names.index(stage) + 1] if stage else names[:-1]
+    modules = [seq[n] for n in upto]
+    key = None
+    if cache:
+        ds_key = data.fingerprint() if hasattr(data, "fingerprint") else None
+        if ds_key is None:
+            raise CourseError("Caching needs a dataset with a fingerprint() (an ImageTensorDataset); pass cache=False.")
+        raw = f"{spec_for(model).name}|{_module_digest(modules)}|{ds_key}|{data.transform!r}|{stage}"
+        key = hashlib.sha1(raw.encode()).hexdigest()[:20]
+        if key in _MEMORY:
+            return _MEMORY[key]
+        path = subcache("features") / f"{key}.pt"
+        if path.is_file():
+            try:
+                saved = torch.load(path, weights_only=False)
+                result = FeatureSet(saved["features"], saved["labels"], saved["classes"], key)
+                _MEMORY[key] = result
+                return result
+            except Exception:
+                path.unlink(missing_ok=True)
+    device = pick_device(device)
+    bottom = nn.Sequential(*modules)
+    was_training = model.training
+    model.eval()
+    bottom.to(device)
+    channels_last = device.type == "cpu"
+    if channels_last:
+        bottom.to(memory_format=torch.channels_last)
+    feats, labels = [], []
+    try:
+        batches = tqdm(iterate_batches(data, batch_size), desc=f"features ({stage or 'penultimate'})", disable=not progress, leave=False)
+        for x, y in batches:
+            x = x.to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            out = bottom(x)
+            if stage is None:
+                out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
+            feats.append(out.float().contiguous().cpu())
+            labels.append(y)
+    finally:
+        if channels_last:
+            bottom.to(memory_format=torch.contiguous_format)
+        model.train(was_training)
+    result = FeatureSet(torch.cat(feats), torch.cat(labels), list(getattr(data, "classes", [])), key or "")
+    if key is not None:
+        _atomic_save({"features": result.features, "labels": result.labels, "classes": result.classes}, subcache("features") / f"{key}.pt")
+        _MEMORY[key] = result
+    return result
+
+
+def clear_memory_cache() -> None:
+    _MEMORY.clear()
+
+
+def train_linear_head(
+    train: FeatureSet,
+    val: FeatureSet | None = None,
+    *,
+    epochs: int = 30,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    device: str | torch.device | None = "cpu",
+    progress: bool = False,
+    patience: int | None = None,
+) -> tuple[nn.Linear, History]:
+    """A new linear head trained on cached features with the course's :func:`fit` loop.
+
+    The head is a plain ``nn.Linear(D, C)``: put it into the model with
+    :func:`tlcourse.models.replace_head` and the model predicts exactly as trained here.
+    """
+    torch.manual_seed(seed)
+    head = nn.Linear(train.dim, len(train.classes) or int(train.labels.max()) + 1)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    history = fit(
+        head, train, val, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
+        device=device, seed=seed, progress=progress, patience=patience, label="linear head", freeze_bn=False,
+    )
+    return head, history
+
+
+def logistic_regression(train: FeatureSet, test: FeatureSet, *, C: float = 1.0, max_iter: int = 1000) -> dict[str, Any]:
+    """scikit-learn's logistic regression on standardised features: the classic linear probe."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    xtr, ytr = train.numpy()
+    xte, yte = test.numpy()
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
+    clf.fit(xtr, ytr)
+    return {"model": clf, "train_acc": float(clf.score(xtr, ytr)), "acc": float(clf.score(xte, yte))}
+
+
+@torch.inference_mode()
+def _pooled_by_stage(model: nn.Module, data: Dataset, batch_size: int, device: torch.device, progress: bool) -> dict[str, torch.Tensor]:
+    seq = stage_sequence(model)
+    names = list(seq)[:-1]
+    model.eval().to(device)
+    out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    for x, _ in tqdm(iterate_batches(data, batch_size), desc="probing stages", disable=not progress, leave=False):
+        h = x.to(device)
+        for n in names:
+            h = seq[n](h)
+            out[n].append(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1).float().cpu())
+    return {n: torch.cat(v) for n, v in out.items()}
+
+
+def probe_stages(
+    model: nn.Module,
+    train: Dataset,
+    test: Dataset,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device | None = "auto",
+    C: float = 1.0,
+    progress: bool = True,
+):
+    """Linear-probe accuracy of each stage's globally pooled features (one pass per split).
+
+    Early stages give generic features (edges, colours, textures): a linear classifier on them
+    does poorly on a 15-way leaf task. Later stages combine them into parts and objects, and
+    probe accuracy rises - until the very top, which is tuned to ImageNet's own classes.
+    Returns a DataFrame with columns stage, dim, train_acc, acc.
+    """
+    import pandas as pd
+
+    _check_cacheable(train)
+    _check_cacheable(test)
+    device = pick_device(device)
+    was_training = model.training
+    try:
+        tr = _pooled_by_stage(model, train, batch_size, device, progress)
+        te = _pooled_by_stage(model, test, batch_size, device, progress)
+    finally:
+        model.train(was_training)
+    ytr = torch.as_tensor([int(y) for _, y in ((None, l) for l in getattr(train, "labels", []))]) if hasattr(train, "labels") else None
+    yte = torch.as_tensor(getattr(test, "labels"))
+    classes = list(getattr(train, "classes", []))
+    rows = []
+    for name in tr:
+        r = logistic_regression(FeatureSet(tr[name], ytr, classes), FeatureSet(te[name], yte, classes), C=C)
+        rows.append({"stage": name, "dim": tr[name].shape[1], "train_acc": r["train_acc"], "acc": r["acc"]})
+    return pd.DataFrame(rows)
