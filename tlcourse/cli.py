@@ -33,7 +33,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     dsub.add_parser("list", help="datasets, their licences and where they are").set_defaults(
         func=_handler("tlcourse.data.commands", "cli_list")
     )
-    f = dsub.add_parser("fetch", help="download a dataset into the cache (sha256-checked)")
+    f = dsub.add_parser("fetch", help="download a dataset (or `all`) into the cache, sha256-checked")
     f.add_argument("name")
     f.set_defaults(func=_handler("tlcourse.data.commands", "cli_fetch"))
     v = dsub.add_parser("verify", help="check every file of a dataset against its sha256")

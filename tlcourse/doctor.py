@@ -1,0 +1,105 @@
+"""``tlcourse doctor``: can this machine run the course? Also seeds the offline weights.
+
+It prints versions, the device, which pretrained weights and datasets are available offline,
+and whether Jupyter widgets will render; it classifies one real photo with the offline
+MobileNetV2 as an end-to-end check of weights and preprocessing. Exit status 1 when something
+the lessons need is missing, with the command that fixes each problem.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from dataclasses import dataclass
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+def _imagenet_sanity() -> Check:
+    import torch
+    from skimage import data as skdata
+    from torchvision.models import MobileNet_V2_Weights
+
+    from .models import imagenet_categories, load_backbone
+
+    model = load_backbone("mobilenet_v2").eval()
+    image = torch.from_numpy(skdata.chelsea()).permute(2, 0, 1)
+    x = MobileNet_V2_Weights.IMAGENET1K_V1.transforms()(image).unsqueeze(0)
+    with torch.inference_mode():
+        probs = model(x).softmax(1)[0]
+    p, i = probs.max(0)
+    label = imagenet_categories()[int(i)]
+    ok = label in {"Egyptian cat", "tabby", "tiger cat"}
+    return Check("ImageNet sanity check", ok, f"scikit-image chelsea() -> {label} ({float(p):.2f})")
+
+
+def run_checks() -> list[Check]:
+    import torch
+    import torchvision
+
+    from . import __version__
+    from .assets import OFFLINE_WEIGHTS, seed_hub_cache, weight_path
+    from .data.registry import DATASETS, locate
+    from .device import pick_device
+    from .errors import CourseError
+
+    checks = [
+        Check("tlcourse", True, __version__),
+        Check("torch / torchvision", True, f"{torch.__version__} / {torchvision.__version__}"),
+    ]
+    device = pick_device("auto")
+    extra = f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else f" ({torch.get_num_threads()} threads)"
+    checks.append(Check("device", True, f"{device}{extra}", required=False))
+    for name, weight in OFFLINE_WEIGHTS.items():
+        try:
+            path = seed_hub_cache(weight) if name == "mobilenet_v2" else weight_path(name)
+            checks.append(Check(f"weights {name}", True, str(path)))
+        except CourseError as exc:
+            checks.append(Check(f"weights {name}", False, str(exc)))
+    if all(c.ok for c in checks if c.name == "weights mobilenet_v2"):
+        try:
+            checks.append(_imagenet_sanity())
+        except Exception as exc:  # report, don't crash the doctor
+            checks.append(Check("ImageNet sanity check", False, f"{exc.__class__.__name__}: {exc}"))
+    for name in DATASETS:
+        try:
+            checks.append(Check(f"dataset {name}", True, str(locate(name))))
+        except CourseError as exc:
+            checks.append(Check(f"dataset {name}", False, str(exc)))
+    widgets = importlib.util.find_spec("ipywidgets") is not None
+    front = importlib.util.find_spec("jupyterlab_widgets") is not None or importlib.util.find_spec("widgetsnbextension") is not None
+    checks.append(Check(
+        "ipywidgets", widgets and front,
+        ("ipywidgets and its JupyterLab front-end are installed" if widgets and front else
+         "missing: `pip install ipywidgets` (exercises then print as text instead of widgets)"),
+        required=False,
+    ))
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        specs = KernelSpecManager().find_kernel_specs()
+        kernel = "tlcourse" if "tlcourse" in specs else ("python3" if "python3" in specs else None)
+        checks.append(Check("Jupyter kernel", kernel is not None, kernel or
+                            "none: `python -m ipykernel install --sys-prefix --name tlcourse`"))
+    except ImportError:
+        checks.append(Check("Jupyter kernel", False, "jupyter_client missing: `pip install ipykernel`"))
+    return checks
+
+
+def cli_doctor(args: argparse.Namespace) -> int:
+    checks = run_checks()
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")
+        print(f"{mark}  {c.name:<{width}}  {c.detail}")
+    failed = [c for c in checks if c.required and not c.ok]
+    if failed:
+        print(f"\n{len(failed)} problem(s) stop the course from running; each line above says how to fix it.")
+        return 1
+    print("\nEverything the course needs is here.")
+    return 0
