@@ -1,0 +1,360 @@
+"""The downloader against a real HTTP server on 127.0.0.1 serving the course's real data files.
+
+Every test moves real bytes (PlantVillage JPEGs, the 2.4 MB PneumoniaMNIST npz) over a real
+socket; the server's switches make it corrupt, cut short, stall or ignore ``Range`` on purpose.
+"""
+from __future__ import annotations
+
+import socket
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from loopback_server import LoopbackServer, loopback_server, serve_directory, shared_data_dir  # noqa: F401
+from tlcourse.data import download as dl
+from tlcourse.data.download import (
+    DownloadError,
+    UnsafeArchiveError,
+    download_file,
+    download_many,
+    extract_zip,
+    mirror_url,
+)
+from tlcourse.errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
+
+DATA = shared_data_dir()
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"course data folder {DATA} missing")
+
+# Recorded in the data folder's README (the values a dataset registry carries).
+NPZ = "pneumoniamnist/pneumoniamnist.npz"
+NPZ_SHA = "f36c2b3e34de9d60c5c734118bc6daff281eaf76b67a57d26ad958da948274b0"
+NPZ_SIZE = 2_486_856
+
+
+def plantvillage_files(n: int) -> list[tuple[str, str, int]]:
+    """The first ``n`` PlantVillage files as (path relative to the data folder, sha256, bytes),
+    read from the recorded SHA256SUMS and SOURCES files, not computed here."""
+    sizes = {}
+    for line in (DATA / "plantvillage_SOURCES.tsv").read_text().splitlines()[1:]:
+        staged, _, _, nbytes = line.split("\t")
+        sizes[staged] = int(nbytes)
+    out = []
+    for line in (DATA / "plantvillage_SHA256SUMS.txt").read_text().splitlines()[:n]:
+        sha, rel = line.split("  ", 1)
+        rel = "plantvillage/" + rel
+        out.append((rel, sha, sizes[rel]))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_unmirrored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dl, "RETRY_BACKOFF_S", 0.0)
+    monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
+
+
+def closed_port_url() -> str:
+    """A loopback URL on a port nobody listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/pneumoniamnist/pneumoniamnist.npz"
+
+
+# --- one file ------------------------------------------------------------------------------
+
+
+def test_happy_path_plantvillage(loopback_server: LoopbackServer, tmp_path: Path) -> None:
+    for i, (rel, sha, size) in enumerate(plantvillage_files(3)):
+        dest = tmp_path / "pv" / Path(rel).name
+        got = download_file(loopback_server.url_for(rel), dest, sha, size, progress=(i == 0))
+        assert got == dest
+        assert dest.read_bytes() == (DATA / rel).read_bytes()
+        assert not dest.with_name(dest.name + ".part").exists()
+        assert loopback_server.requests_for(rel) == [None]  # one plain request, no Range
+    assert sorted(p.name for p in (tmp_path / "pv").iterdir()) == sorted(
+        Path(rel).name for rel, _, _ in plantvillage_files(3)
+    )
+
+
+def test_corrupt_file_is_refused_and_deleted(loopback_server: LoopbackServer, tmp_path: Path) -> None:
+    loopback_server.corrupt.add(NPZ)
+    dest = tmp_path / "pneumoniamnist.npz"
+    dest.write_bytes(b"an old damaged copy")  # a wrong file at dest must not survive either
+    url = loopback_server.url_for(NPZ)
+    with pytest.raises(ChecksumError) as info:
+        download_file(url, dest, NPZ_SHA, NPZ_SIZE, progress=False)
+    message = str(info.value)
+    assert url in message
+    assert "expected f36c2b3e34de..." in message
+    assert "deleted and not used" in message
+    assert "Try again" in message and "TLCOURSE_MIRROR" in message
+    assert not dest.exists()
+    assert not dest.with_name(dest.name + ".part").exists()
+    assert list(tmp_path.iterdir()) == []
+    assert loopback_server.requests_for(NPZ) == [None]  # a whole fresh copy was not retried
+
+
+def test_interrupted_transfer_resumes_with_range(
+    loopback_server: LoopbackServer, tmp_path: Path
+) -> None:
+    loopback_server.truncate_once[NPZ] = 1_000_000
+    dest = tmp_path / "x.npz"
+    download_file(loopback_server.url_for(NPZ), dest, NPZ_SHA, NPZ_SIZE, progress=False)
+    assert loopback_server.requests_for(NPZ) == [None, "bytes=1000000-"]
+    assert dest.read_bytes() == (DATA / NPZ).read_bytes()
+    assert not dest.with_name("x.npz.part").exists()
+
+
+def test_socket_timeout_resumes(serve_directory, tmp_path: Path) -> None:
+    server = serve_directory(DATA, stall_once={NPZ: 300_000}, stall_seconds=5.0)
+    dest = tmp_path / "x.npz"
+    download_file(server.url_for(NPZ), dest, NPZ_SHA, NPZ_SIZE, progress=False, timeout=0.5)
+    assert server.requests_for(NPZ) == [None, "bytes=300000-"]
+    assert dest.read_bytes() == (DATA / NPZ).read_bytes()
+
+
+def test_stale_part_from_earlier_run_is_resumed(
+    loopback_server: LoopbackServer, tmp_path: Path
+) -> None:
+    original = (DATA / NPZ).read_bytes()
+    dest = tmp_path / "x.npz"
+    dest.with_name("x.npz.part").write_bytes(original[:700_000])
+    download_file(loopback_server.url_for(NPZ), dest, NPZ_SHA, NPZ_SIZE, progress=False)
+    assert loopback_server.requests_for(NPZ) == ["bytes=700000-"]
+    assert dest.read_bytes() == original
+
+
+def test_stale_part_of_another_version_is_fetched_again_whole(
+    loopback_server: LoopbackServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "x.npz"
+    dest.with_name("x.npz.part").write_bytes(b"\0" * 700_000)  # not a prefix of the real file
+    download_file(loopback_server.url_for(NPZ), dest, NPZ_SHA, NPZ_SIZE, progress=False)
+    assert loopback_server.requests_for(NPZ) == ["bytes=700000-", None]
+    assert dest.read_bytes() == (DATA / NPZ).read_bytes()
+
+
+def test_part_longer_than_size_restarts(loopback_server: LoopbackServer, tmp_path: Path) -> None:
+    dest = tmp_path / "x.npz"
+    dest.with_name("x.npz.part").write_bytes(b"\1" * (NPZ_SIZE + 10))
+    download_file(loopback_server.url_for(NPZ), dest, NPZ_SHA, NPZ_SIZE, progress=False)
+    assert loopback_server.requests_for(NPZ) == [None]
+    assert dest.read_bytes() == (DATA / NPZ).read_bytes()
+
+
+def test_server_ignoring_range_restarts_cleanly(
+    loopback_server: LoopbackServer, tmp_path: Path
+) -> None:
+    original = (DATA / NPZ).read_bytes()
+    loopback_server.status_override[NPZ] = 200  # answers 200 + the whole file to a Range request
+    dest = tmp_path / "x.npz"
+    dest.with_name("x.npz.part").write_bytes(original[:700_000])
+    download_file(loopback_server.url_for(NPZ), dest, NPZ_SHA, NPZ_SIZE, progress=False)
+    assert loopback_server.requests_for(NPZ) == ["bytes=700000-"]
+    assert dest.read_bytes() == original  # not 700,000 bytes twice
+
+
+def test_range_not_satisfiable_restarts(loopback_server: LoopbackServer, tmp_path: Path) -> None:
+    dest = tmp_path / "x.npz"
+    dest.with_name("x.npz.part").write_bytes(b"\2" * NPZ_SIZE)  # size unknown to the caller
+    download_file(loopback_server.url_for(NPZ), dest, NPZ_SHA, None, progress=False)
+    assert loopback_server.requests_for(NPZ) == [f"bytes={NPZ_SIZE}-", None]  # 416, then whole
+    assert dest.read_bytes() == (DATA / NPZ).read_bytes()
+
+
+def test_present_verified_file_makes_no_request(
+    loopback_server: LoopbackServer, tmp_path: Path
+) -> None:
+    dest = tmp_path / "x.npz"
+    dest.write_bytes((DATA / NPZ).read_bytes())
+    mtime = dest.stat().st_mtime_ns
+    assert download_file(loopback_server.url_for(NPZ), dest, NPZ_SHA, NPZ_SIZE) == dest
+    assert loopback_server.requests == []
+    assert dest.stat().st_mtime_ns == mtime
+
+
+def test_unreachable_server_raises_download_error(tmp_path: Path) -> None:
+    url = closed_port_url()
+    dest = tmp_path / "x.npz"
+    with pytest.raises(DownloadError) as info:
+        download_file(url, dest, NPZ_SHA, NPZ_SIZE, progress=False, timeout=2.0, retries=1)
+    assert isinstance(info.value, AssetNotFoundError) and isinstance(info.value, CourseError)
+    message = str(info.value)
+    assert url in message and "2 attempts" in message and "refused" in message.lower()
+    assert "TLCOURSE_MIRROR" in message
+    assert not dest.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_http_errors_404_not_retried_503_retried(
+    loopback_server: LoopbackServer, tmp_path: Path
+) -> None:
+    missing = "pneumoniamnist/no_such_file.npz"
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download_file(loopback_server.url_for(missing), tmp_path / "a", NPZ_SHA, progress=False)
+    assert loopback_server.requests_for(missing) == [None]
+
+    loopback_server.status_override[NPZ] = 503
+    with pytest.raises(DownloadError, match="HTTP 503") as info:
+        download_file(loopback_server.url_for(NPZ), tmp_path / "b", NPZ_SHA, retries=2, progress=False)
+    assert loopback_server.requests_for(NPZ) == [None, None, None]
+    assert "3 attempts" in str(info.value)
+
+
+def test_truncated_until_out_of_retries_keeps_part_for_next_run(
+    loopback_server: LoopbackServer, tmp_path: Path
+) -> None:
+    loopback_server.truncate_once[NPZ] = 400_000
+    dest = tmp_path / "x.npz"
+    with pytest.raises(DownloadError, match="closed after 400000") as info:
+        download_file(loopback_server.url_for(NPZ), dest, NPZ_SHA, NPZ_SIZE, progress=False, retries=0)
+    part = dest.with_name("x.npz.part")
+    assert part.stat().st_size == 400_000 and str(part) in str(info.value)
+    assert not dest.exists()
+    download_file(loopback_server.url_for(NPZ), dest, NPZ_SHA, NPZ_SIZE, progress=False, retries=0)
+    assert loopback_server.requests_for(NPZ) == [None, "bytes=400000-"]
+    assert dest.read_bytes() == (DATA / NPZ).read_bytes()
+
+
+def test_bad_sha256_parameter(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterError, match="64 hexadecimal"):
+        download_file("http://127.0.0.1:9/x", tmp_path / "x", "abc123", progress=False)
+
+
+# --- many files ----------------------------------------------------------------------------
+
+
+def test_download_many_one_corrupt_among_several(
+    loopback_server: LoopbackServer, tmp_path: Path
+) -> None:
+    files = plantvillage_files(6)
+    items = [(loopback_server.url_for(rel), tmp_path / rel, sha, size) for rel, sha, size in files]
+    bad_rel = files[2][0]
+    present_rel = files[4][0]
+    loopback_server.corrupt.add(bad_rel)
+    (tmp_path / present_rel).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / present_rel).write_bytes((DATA / present_rel).read_bytes())
+
+    with pytest.raises(DownloadError) as info:
+        download_many(items, "PlantVillage", progress=False, workers=3)
+    message = str(info.value)
+    assert message.startswith("1 of 6 files could not be downloaded (ChecksumError)")
+    assert Path(bad_rel).name in message
+    assert [dest for _, dest, _ in info.value.failures] == [tmp_path / bad_rel]
+    assert not (tmp_path / bad_rel).exists()
+    for rel, _, _ in files:
+        if rel != bad_rel:
+            assert (tmp_path / rel).read_bytes() == (DATA / rel).read_bytes()
+    assert loopback_server.requests_for(present_rel) == []
+
+    # The mirror is fixed: a second run fetches only the missing file.
+    loopback_server.corrupt.clear()
+    before = len(loopback_server.requests)
+    assert download_many(items, "PlantVillage", progress=True) == [d for _, d, _, _ in items]
+    assert loopback_server.requests[before:] == [(bad_rel, None)]
+    assert (tmp_path / bad_rel).read_bytes() == (DATA / bad_rel).read_bytes()
+
+
+def test_download_many_rejects_duplicate_destinations(tmp_path: Path) -> None:
+    (rel, sha, size), = plantvillage_files(1)
+    item = ("http://127.0.0.1:9/a", tmp_path / "same.jpg", sha, size)
+    with pytest.raises(InvalidParameterError, match="appears twice"):
+        download_many([item, item], progress=False)
+
+
+# --- archives ------------------------------------------------------------------------------
+
+
+def _real_zip(path: Path, files: list[tuple[str, str, int]], prefix: str) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("__MACOSX/._junk", b"resource fork")
+        for rel, _, _ in files:
+            zf.write(DATA / rel, prefix + rel.split("/", 1)[1])
+
+
+def test_extract_zip_with_prefix_is_complete_and_replaces(tmp_path: Path) -> None:
+    files = plantvillage_files(3)
+    archive = tmp_path / "pv.zip"
+    _real_zip(archive, files, "PlantVillage/")
+    out = tmp_path / "cache" / "plantvillage"
+    assert extract_zip(archive, out, "PlantVillage/") == out
+    got = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert got == sorted(rel.split("/", 1)[1] for rel, _, _ in files)
+    for rel, _, _ in files:
+        assert (out / rel.split("/", 1)[1]).read_bytes() == (DATA / rel).read_bytes()
+    # Extracting again replaces the folder as a whole (a stray file does not survive).
+    (out / "stray.txt").write_text("left from before")
+    extract_zip(archive, out, "PlantVillage")
+    assert not (out / "stray.txt").exists()
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["plantvillage"]
+
+
+@pytest.mark.parametrize("evil", ["../evil", "ok/../../evil", "/abs/evil", "C:\\evil"])
+def test_extract_zip_rejects_escaping_members(tmp_path: Path, evil: str) -> None:
+    archive = tmp_path / "evil.zip"
+    (rel, _, _), = plantvillage_files(1)
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(DATA / rel, "good/leaf.jpg")
+        zf.writestr(zipfile.ZipInfo(evil), b"owned")
+    out = tmp_path / "deep" / "out"
+    with pytest.raises(UnsafeArchiveError, match="Nothing was extracted") as info:
+        extract_zip(archive, out)
+    assert repr(evil) in str(info.value)
+    assert not out.exists()
+    assert not any(p.name == "evil" for p in tmp_path.rglob("*"))
+    assert not (tmp_path / "deep").exists()  # checked before anything was created
+
+
+def test_extract_zip_missing_prefix_and_damaged_archive(tmp_path: Path) -> None:
+    archive = tmp_path / "pv.zip"
+    _real_zip(archive, plantvillage_files(1), "PlantVillage/")
+    with pytest.raises(CourseError, match="nothing under 'hymenoptera_data/'.*PlantVillage"):
+        extract_zip(archive, tmp_path / "out", "hymenoptera_data/")
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(archive.read_bytes()[:200])
+    with pytest.raises(CourseError, match="damaged"):
+        extract_zip(damaged, tmp_path / "out2")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
+
+
+# --- mirrors -------------------------------------------------------------------------------
+
+
+def test_mirror_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    default = "https://raw.githubusercontent.com/o/r/c/PlantVillage/a%20b.JPG"
+    rel = "plantvillage/Tomato_Late_blight/a b.jpg"
+    assert mirror_url(default, rel) == default
+    monkeypatch.setenv("TLCOURSE_MIRROR", "http://127.0.0.1:8000")
+    assert mirror_url(default, rel) == "http://127.0.0.1:8000/plantvillage/Tomato_Late_blight/a%20b.jpg"
+    monkeypatch.setenv("TLCOURSE_MIRROR", "http://host/course/data/")
+    assert mirror_url(default, "/" + rel) == "http://host/course/data/" + rel.replace(" ", "%20")
+    monkeypatch.setenv("TLCOURSE_MIRROR", str(tmp_path))
+    assert mirror_url(default, rel) == tmp_path.as_uri() + "/" + rel.replace(" ", "%20")
+    with pytest.raises(InvalidParameterError, match="relative_path"):
+        mirror_url(default, "../etc/passwd")
+    monkeypatch.setenv("TLCOURSE_MIRROR", "not a url or folder")
+    with pytest.raises(InvalidParameterError, match="TLCOURSE_MIRROR"):
+        mirror_url(default, rel)
+
+
+def test_download_through_mirrors(
+    loopback_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (rel, sha, size), = plantvillage_files(1)
+    assert " " in rel  # PlantVillage names have spaces: the URL must be quoted
+    default = "https://unreachable.invalid/" + rel
+    monkeypatch.setenv("TLCOURSE_MIRROR", loopback_server.base_url)
+    download_file(mirror_url(default, rel), tmp_path / "http.jpg", sha, size, progress=False)
+    assert loopback_server.requests == [(rel, None)]
+    # A plain folder works as a mirror too (file:// URLs, no server at all).
+    monkeypatch.setenv("TLCOURSE_MIRROR", str(DATA))
+    download_file(mirror_url(default, rel), tmp_path / "file.jpg", sha, size, progress=False)
+    for name in ("http.jpg", "file.jpg"):
+        assert (tmp_path / name).read_bytes() == (DATA / rel).read_bytes()
+
+
+def test_raw_spaces_in_url_are_quoted(loopback_server: LoopbackServer, tmp_path: Path) -> None:
+    (rel, sha, size), = plantvillage_files(1)
+    raw = loopback_server.base_url + rel  # unquoted, as a careless registry might write it
+    download_file(raw, tmp_path / "x.jpg", sha, size, progress=False)
+    assert loopback_server.requests == [(rel, None)]

@@ -1,0 +1,633 @@
+"""Downloading dataset files so that a flaky network or a bad mirror never breaks a lesson.
+
+A course runs on many machines: classroom Wi-Fi drops, laptops sleep mid-download, mirrors go
+stale. The rules here follow from that:
+
+- Bytes arrive in ``<dest>.part`` and only a file whose size and sha256 match the recorded
+  values is renamed (``os.replace``, atomic) to ``<dest>``. A half or wrong file is therefore
+  never at ``dest``, where a dataset loader would trust it.
+- An interrupted download keeps its ``.part`` and the next attempt asks only for the missing
+  bytes (an HTTP ``Range`` request), within one call (``retries``) or in a later run.
+- A file that fails its checksum is deleted, never used, and the error says so and what to do.
+- ``TLCOURSE_MIRROR`` points every download at a classroom mirror laid out like the course's
+  data directory (see :func:`mirror_url`).
+
+Only the standard library does the networking (``urllib``), so nothing else needs to be
+installed for a download to work; ``tqdm`` draws the progress bars.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import socket
+import stat
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path, PurePosixPath
+
+from tqdm.auto import tqdm
+
+from ..errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
+
+__all__ = [
+    "DownloadError",
+    "UnsafeArchiveError",
+    "download_file",
+    "download_many",
+    "extract_zip",
+    "mirror_url",
+    "MIRROR_ENV",
+]
+
+MIRROR_ENV = "TLCOURSE_MIRROR"
+#: Seconds to wait before retry ``n`` is ``RETRY_BACKOFF_S * 2 ** (n - 1)`` (tests set it to 0).
+RETRY_BACKOFF_S = 0.5
+_CHUNK = 1 << 16
+_USER_AGENT = "tlcourse-downloader/1 (+https://pypi.org/project/tlcourse/)"
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# HTTP statuses worth asking again for: the server is busy or briefly broken, not "no such file".
+_RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+_MIRROR_HINT = (
+    f"If this machine cannot reach the internet, point {MIRROR_ENV} at a classroom mirror "
+    f"(e.g. {MIRROR_ENV}=http://teacher-laptop:8000/) or unpack a classroom pack with "
+    "`tlcourse unpack FILE`."
+)
+
+
+class DownloadError(AssetNotFoundError):
+    """A file could not be fetched (no network, unreachable server, HTTP error).
+
+    A subclass of :class:`~tlcourse.errors.AssetNotFoundError`: to the caller it means the same
+    thing, the asset is not here and could not be fetched. ``failures`` lists
+    ``(url, dest, exception)`` for :func:`download_many`, which reports many files at once.
+    """
+
+    def __init__(self, message: str, failures: Sequence[tuple[str, Path, BaseException]] = ()):
+        super().__init__(message)
+        self.failures = list(failures)
+
+
+class UnsafeArchiveError(CourseError):
+    """An archive member would land outside the extraction directory (absolute path, ``..``)."""
+
+
+class _Truncated(Exception):
+    """The server closed the connection before sending the bytes it announced."""
+
+
+class _RestartFromZero(Exception):
+    """The partial file cannot be resumed (416, or a Content-Range that does not fit)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _short(digest: str) -> str:
+    return digest[:12] + "..."
+
+
+def _requote(url: str) -> str:
+    """Percent-encode spaces and non-ASCII characters, leaving an already-quoted URL unchanged.
+
+    PlantVillage file names contain spaces; ``http.client`` refuses a URL with a raw space.
+    Reserved characters and ``%`` stay as they are, so quoting twice changes nothing.
+    """
+    return urllib.parse.quote(url, safe=":/?#[]@!$&'()*+,;=%~")
+
+
+def _check_sha256(sha256: str, url: str) -> str:
+    if not isinstance(sha256, str) or not _SHA256_RE.match(sha256.lower()):
+        raise InvalidParameterError(
+            f"download_file({url!r}): sha256 must be the 64 hexadecimal characters of the "
+            f"file's sha256 (as printed by `sha256sum`), got {sha256!r}. Every download is "
+            "checked; copy the value from the dataset's SHA256SUMS file."
+        )
+    return sha256.lower()
+
+
+def _is_complete(path: Path, sha256: str, size: int | None) -> bool:
+    """True when ``path`` is a regular file with the expected size (if known) and sha256."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or (size is not None and st.st_size != size):
+        return False
+    return _sha256_file(path) == sha256
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _describe(exc: BaseException) -> str:
+    """A short human reason for a network failure (the URLError wrapper adds nothing)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        if not isinstance(exc.reason, BaseException):
+            return str(exc.reason)
+        exc = exc.reason
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out waiting for the server"
+    if isinstance(exc, _Truncated):
+        return str(exc)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _content_range_start(value: str | None) -> tuple[int | None, int | None]:
+    """Parse ``Content-Range: bytes START-END/TOTAL`` into (START, TOTAL or None)."""
+    match = re.match(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", value or "")
+    if not match:
+        return None, None
+    total = None if match.group(3) == "*" else int(match.group(3))
+    return int(match.group(1)), total
+
+
+# ---------------------------------------------------------------------------------------------
+# one file
+
+
+def _fetch_into(
+    url: str,
+    part: Path,
+    size: int | None,
+    timeout: float,
+    bar: tqdm,
+) -> bool:
+    """One HTTP request that appends to (or restarts) ``part``; True if it resumed old bytes.
+
+    Raises a network exception (to be retried) or :class:`_Truncated` when the body stops
+    early; what arrived stays in ``part`` for the next attempt.
+    """
+    offset = part.stat().st_size if part.exists() else 0
+    if size is not None and offset > size:
+        # Longer than the file can be: left by a different version of the file. Start over.
+        _unlink_quietly(part)
+        offset = 0
+    if size is not None and offset == size:
+        return True  # complete .part from an earlier run: nothing to fetch, just verify
+    headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:
+            # "Range Not Satisfiable": our .part does not fit the server's file. Start over.
+            exc.close()
+            _unlink_quietly(part)
+            raise _RestartFromZero() from exc
+        raise
+    with response:
+        status = getattr(response, "status", None) or 200  # file:// URLs have no status
+        length_header = response.headers.get("Content-Length")
+        length = int(length_header) if length_header and length_header.isdigit() else None
+        resumed = False
+        if offset and status == 206:
+            start, total = _content_range_start(response.headers.get("Content-Range"))
+            if start != offset or (size is not None and total is not None and total != size):
+                # The server sent some other slice (or another file's size): do not splice it.
+                _unlink_quietly(part)
+                raise _RestartFromZero()
+            mode, resumed = "ab", True
+        else:
+            # 200 (server ignores Range, or a fresh download): the body is the whole file.
+            mode, offset = "wb", 0
+        expected_total = offset + length if length is not None else size
+        bar.reset(total=expected_total if expected_total is not None else size)
+        bar.update(offset)
+        received, overflow = 0, False
+        reader = getattr(response, "read1", response.read)
+        with open(part, mode) as out:
+            while True:
+                try:
+                    # read1: what has arrived, so a timeout loses no bytes already received
+                    block = reader(_CHUNK)
+                except http.client.IncompleteRead as exc:
+                    out.write(exc.partial)
+                    bar.update(len(exc.partial))
+                    raise _Truncated(
+                        f"connection closed after {offset + received + len(exc.partial)} "
+                        f"of {expected_total} bytes"
+                    ) from exc
+                if not block:
+                    break
+                out.write(block)
+                received += len(block)
+                bar.update(len(block))
+                if size is not None and offset + received > size:
+                    overflow = True  # more than the recorded size: the verification says so
+                    break
+        if not overflow and length is not None and received < length:
+            raise _Truncated(f"connection closed after {offset + received} of {expected_total} bytes")
+        return resumed
+
+
+def download_file(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: str,
+    size: int | None = None,
+    *,
+    desc: str | None = None,
+    progress: bool = True,
+    timeout: float = 30.0,
+    retries: int = 2,
+) -> Path:
+    """Download ``url`` to ``dest``, resuming and retrying, and return ``dest`` once verified.
+
+    - ``dest`` already there with the right sha256 (and ``size``): returned at once, no network.
+    - Bytes go to ``dest.part``; an existing ``.part`` (an interrupted earlier run) is resumed
+      with ``Range: bytes=N-``. A server that answers 200 instead of 206 sends the whole file,
+      which replaces the ``.part``; a 416, or a ``.part`` longer than ``size``, starts over.
+    - Connection errors, timeouts and bodies cut short are retried ``retries`` times, each time
+      asking only for the bytes still missing.
+    - The result must have ``size`` bytes (if given) and ``sha256``; only then is it renamed to
+      ``dest``. Otherwise the ``.part`` is deleted and :class:`ChecksumError` raised. (If the
+      file was pieced together from several responses it is first fetched once more whole,
+      since the pieces may come from two versions of the file.)
+    - A network failure raises :class:`DownloadError` naming the URL and the reason; the
+      ``.part`` is kept so that the next run resumes it.
+    """
+    dest = Path(dest)
+    sha256 = _check_sha256(sha256, url)
+    if size is not None and (not isinstance(size, int) or size < 0):
+        raise InvalidParameterError(
+            f"download_file({url!r}): size must be the file's length in bytes (an int >= 0) "
+            f"or None when unknown, got {size!r}."
+        )
+    if not isinstance(retries, int) or retries < 0:
+        raise InvalidParameterError(f"download_file: retries must be an int >= 0, got {retries!r}.")
+    if _is_complete(dest, sha256, size):
+        return dest
+    if dest.is_file():
+        # A wrong file at dest (older version, damaged copy): never leave it where a loader
+        # would trust it, whether or not the new download succeeds.
+        _unlink_quietly(dest)
+    url = _requote(url)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    failures = 0
+    whole_refetch_done = False
+    with tqdm(
+        total=size,
+        desc=desc or dest.name,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=not progress,
+        leave=False,
+    ) as bar:
+        while True:
+            try:
+                # pieced: the last response appended to older bytes (so the .part holds the
+                # pieces of more than one response, possibly of two versions of the file).
+                pieced = _fetch_into(url, part, size, timeout, bar)
+            except _RestartFromZero:
+                continue  # the .part is gone; the next request starts at byte 0
+            except urllib.error.HTTPError as exc:
+                exc.close()
+                if exc.code not in _RETRYABLE_STATUS or failures >= retries:
+                    raise _network_error(url, dest, part, exc, failures + 1) from None
+                failures += 1
+                _backoff(failures)
+                continue
+            except (
+                urllib.error.URLError,
+                http.client.HTTPException,
+                ConnectionError,
+                TimeoutError,
+                socket.timeout,
+                _Truncated,
+            ) as exc:
+                if failures >= retries:
+                    raise _network_error(url, dest, part, exc, failures + 1) from None
+                failures += 1
+                _backoff(failures)
+                continue
+            got_size = part.stat().st_size
+            got_sha = _sha256_file(part) if size is None or got_size == size else None
+            if got_sha == sha256:
+                os.replace(part, dest)
+                return dest
+            _unlink_quietly(part)
+            if pieced and not whole_refetch_done:
+                whole_refetch_done = True
+                continue
+            raise _checksum_error(url, dest, sha256, size, got_sha, got_size)
+
+
+def _backoff(failures: int) -> None:
+    if RETRY_BACKOFF_S > 0:
+        time.sleep(RETRY_BACKOFF_S * 2 ** (failures - 1))
+
+
+def _network_error(
+    url: str, dest: Path, part: Path, exc: BaseException, attempts: int
+) -> DownloadError:
+    kept = ""
+    if part.exists() and part.stat().st_size > 0:
+        kept = (
+            f" The {part.stat().st_size:,} bytes that arrived are kept in {part}; running the "
+            "same command again resumes from there."
+        )
+    tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+    return DownloadError(
+        f"Could not download {url} to {dest} ({tries}): {_describe(exc)}.{kept} Check the "
+        f"network connection and try again. {_MIRROR_HINT}"
+    )
+
+
+def _checksum_error(
+    url: str,
+    dest: Path,
+    sha256: str,
+    size: int | None,
+    got_sha: str | None,
+    got_size: int,
+) -> ChecksumError:
+    if got_sha is None:
+        what = f"{got_size:,} bytes, expected {size:,}"
+    else:
+        what = f"sha256 {_short(got_sha)}, expected {_short(sha256)}"
+    mirror = os.environ.get(MIRROR_ENV)
+    source = (
+        f"The mirror ({MIRROR_ENV}={mirror}) may hold a corrupt or different copy: ask whoever "
+        f"runs it, or unset {MIRROR_ENV} to use the original source."
+        if mirror
+        else f"If it fails again the source may be corrupt or changed: set {MIRROR_ENV} to a "
+        "mirror that has the course's copy, or unpack a classroom pack (`tlcourse unpack FILE`)."
+    )
+    return ChecksumError(
+        f"The download of {url} for {dest.name} did not match its recorded checksum: got {what}. "
+        f"The downloaded file was deleted and not used ({dest} was not written). Try again "
+        f"(a transfer can be damaged on the way). {source}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# many files
+
+
+def download_many(
+    items: Sequence[tuple[str, str | os.PathLike, str, int | None]],
+    desc: str | None = None,
+    *,
+    progress: bool = True,
+    timeout: float = 30.0,
+    retries: int = 2,
+    workers: int = 4,
+    show_failures: int = 5,
+) -> list[Path]:
+    """Download many ``(url, dest, sha256, size)`` files with one progress bar over files.
+
+    Made for datasets of many small files (PlantVillage: 2,250 JPEGs), where one bar per file
+    would flood a notebook and one request at a time would be slow: ``workers`` downloads run
+    at once. Files already present and verified are skipped without a request. Every file is
+    attempted even when some fail; then one :class:`DownloadError` says how many failed and
+    shows the first ``show_failures`` (``.failures`` has them all). Returns the destinations
+    in the order of ``items``.
+    """
+    entries = [(url, Path(dest), sha, size) for url, dest, sha, size in items]
+    seen: dict[Path, str] = {}
+    for url, dest, _, _ in entries:
+        key = dest.resolve()
+        if key in seen:
+            raise InvalidParameterError(
+                f"download_many: {dest} appears twice (for {seen[key]} and {url}); each "
+                "destination must be listed once."
+            )
+        seen[key] = url
+    if not isinstance(workers, int) or workers < 1:
+        raise InvalidParameterError(f"download_many: workers must be an int >= 1, got {workers!r}.")
+    errors: dict[int, BaseException] = {}
+    with tqdm(total=len(entries), desc=desc or "files", unit="file", disable=not progress) as bar:
+
+        def one(index: int) -> None:
+            url, dest, sha, size = entries[index]
+            download_file(url, dest, sha, size, progress=False, timeout=timeout, retries=retries)
+
+        pool = ThreadPoolExecutor(max_workers=min(workers, max(len(entries), 1)))
+        try:
+            futures = {pool.submit(one, i): i for i in range(len(entries))}
+            for future in as_completed(futures):
+                exc = future.exception()
+                if exc is not None:
+                    if not isinstance(exc, (CourseError, OSError)):
+                        raise exc  # a bug, not a download problem: show it as it is
+                    errors[futures[future]] = exc
+                    bar.set_postfix(failed=len(errors))
+                bar.update(1)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if errors:
+        failures = [(entries[i][0], entries[i][1], errors[i]) for i in sorted(errors)]
+        raise _many_error(failures, len(entries), show_failures)
+    return [dest for _, dest, _, _ in entries]
+
+
+def _many_error(
+    failures: list[tuple[str, Path, BaseException]], total: int, show: int
+) -> DownloadError:
+    kinds = {type(exc).__name__ for _, _, exc in failures}
+    lines = [
+        f"{len(failures):,} of {total:,} files could not be downloaded "
+        f"({', '.join(sorted(kinds))}); the other {total - len(failures):,} are in place and "
+        "verified. Run the same command again to fetch only the missing ones."
+    ]
+    for url, dest, exc in failures[:show]:
+        reason = str(exc).split(". ")[0] if isinstance(exc, CourseError) else _describe(exc)
+        lines.append(f"  - {dest.name} <- {url}: {reason}")
+    if len(failures) > show:
+        lines.append(f"  ... and {len(failures) - show:,} more.")
+    lines.append(_MIRROR_HINT)
+    return DownloadError("\n".join(lines), failures)
+
+
+# ---------------------------------------------------------------------------------------------
+# archives
+
+
+def _safe_member_path(name: str, archive: Path) -> PurePosixPath:
+    """The relative path of a zip member, or UnsafeArchiveError if it could escape."""
+    cleaned = name.replace("\\", "/")
+    path = PurePosixPath(cleaned)
+    if (
+        cleaned.startswith("/")
+        or re.match(r"^[A-Za-z]:", cleaned)
+        or ".." in path.parts
+        or "\x00" in cleaned
+    ):
+        raise UnsafeArchiveError(
+            f"{archive} contains the member {name!r}, which would be written outside the "
+            "extraction folder (absolute path or '..'). Nothing was extracted. This is not an "
+            f"archive the course expects: delete {archive} and download it again, and if it "
+            "happens again report the URL it came from."
+        )
+    return path
+
+
+def extract_zip(
+    archive: str | os.PathLike,
+    dest_dir: str | os.PathLike,
+    members_prefix: str | None = None,
+) -> Path:
+    """Extract ``archive`` into ``dest_dir`` safely and all at once; return ``dest_dir``.
+
+    Why not ``ZipFile.extractall``: it silently rewrites dangerous names, and an interrupted
+    run leaves half a dataset that looks complete. Here every member is checked first (an
+    absolute path, ``..`` or a symbolic link refuses the whole archive), the files go to a
+    temporary folder next to ``dest_dir``, and that folder is renamed into place at the end.
+    An existing ``dest_dir`` is replaced only after the new one is complete.
+
+    ``members_prefix`` (e.g. ``"hymenoptera_data/"``) keeps only members under that folder and
+    strips it, so that ``dest_dir`` holds its contents; other members (``__MACOSX/``) are
+    skipped.
+    """
+    archive, dest_dir = Path(archive), Path(dest_dir)
+    prefix = None
+    if members_prefix:
+        prefix = PurePosixPath(members_prefix.replace("\\", "/").strip("/"))
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CourseError(
+            f"Cannot open {archive} as a zip archive ({exc}). The file is damaged or not the "
+            "expected download: delete it and download it again."
+        ) from exc
+    with zf:
+        plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
+        top_level: set[str] = set()
+        for info in zf.infolist():
+            rel = _safe_member_path(info.filename, archive)
+            if not rel.parts:
+                continue
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise UnsafeArchiveError(
+                    f"{archive} contains the symbolic link {info.filename!r}; the course's "
+                    f"archives hold plain files only. Nothing was extracted. Delete {archive} "
+                    "and download it again."
+                )
+            top_level.add(rel.parts[0])
+            if prefix is not None:
+                if rel.parts[: len(prefix.parts)] != prefix.parts:
+                    continue
+                rel = PurePosixPath(*rel.parts[len(prefix.parts):]) if len(rel.parts) > len(
+                    prefix.parts
+                ) else PurePosixPath()
+                if not rel.parts:
+                    continue
+            plan.append((info, rel))
+        if prefix is not None and not plan:
+            raise CourseError(
+                f"{archive} has nothing under {members_prefix!r}; its top-level entries are "
+                f"{', '.join(sorted(top_level)) or '(none)'}. The archive is not the expected "
+                "one: delete it and download it again."
+            )
+        dest_dir.parent.mkdir(parents=True, exist_ok=True)
+        needed = sum(info.file_size for info, _ in plan)
+        free = shutil.disk_usage(dest_dir.parent).free
+        if needed > free:
+            raise CourseError(
+                f"Extracting {archive} needs {needed / 1e6:,.1f} MB but {dest_dir.parent} has "
+                f"{free / 1e6:,.1f} MB free. Free some space or set TLCOURSE_CACHE to a "
+                "folder on a larger disk."
+            )
+        tmp = Path(tempfile.mkdtemp(dir=dest_dir.parent, prefix=f".{dest_dir.name}.", suffix=".tmp"))
+        try:
+            root = tmp.resolve()
+            for info, rel in plan:
+                target = tmp.joinpath(*rel.parts)
+                if not target.resolve().is_relative_to(root):  # belt and braces
+                    raise UnsafeArchiveError(
+                        f"{archive}: member {info.filename!r} resolves outside the extraction "
+                        f"folder. Nothing was extracted. Delete {archive} and download it again."
+                    )
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, _CHUNK)
+            _swap_into_place(tmp, dest_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return dest_dir
+
+
+def _swap_into_place(new: Path, dest_dir: Path) -> None:
+    """Rename the finished folder ``new`` to ``dest_dir``, replacing an old one if present."""
+    if not dest_dir.exists():
+        os.replace(new, dest_dir)
+        return
+    old = Path(tempfile.mkdtemp(dir=dest_dir.parent, prefix=f".{dest_dir.name}.", suffix=".old"))
+    os.replace(dest_dir, old / "d")
+    try:
+        os.replace(new, dest_dir)
+    except BaseException:
+        os.replace(old / "d", dest_dir)  # put the old one back rather than leave nothing
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# mirrors
+
+
+def mirror_url(default_url: str, relative_path: str) -> str:
+    """The URL to download a dataset file from: ``TLCOURSE_MIRROR`` if set, else the default.
+
+    A classroom (or CI) can serve the course's data folder once, e.g.
+    ``python -m http.server -d shared/data 8000``, and set
+    ``TLCOURSE_MIRROR=http://host:8000/``; every file is then fetched from
+    ``<mirror>/<relative_path>`` and still checked against the same sha256. A local folder
+    (``TLCOURSE_MIRROR=/mnt/share/data``) works too, as a ``file://`` URL.
+    """
+    base = os.environ.get(MIRROR_ENV, "").strip()
+    if not base:
+        return default_url
+    rel = relative_path.replace("\\", "/").lstrip("/")
+    if not rel or ".." in PurePosixPath(rel).parts:
+        raise InvalidParameterError(
+            f"mirror_url: relative_path must be a path inside the data folder such as "
+            f"'plantvillage/Potato___healthy/x.jpg', got {relative_path!r}."
+        )
+    scheme = urllib.parse.urlsplit(base).scheme.lower()
+    if scheme not in ("http", "https", "file"):
+        if Path(base).expanduser().is_dir():
+            base = Path(base).expanduser().resolve().as_uri()
+        else:
+            raise InvalidParameterError(
+                f"{MIRROR_ENV}={base!r} is neither an http(s):// or file:// URL nor an existing "
+                f"folder. Set it to the mirror's base URL, e.g. {MIRROR_ENV}=http://127.0.0.1:8000/, "
+                f"or unset it to download from the original sources."
+            )
+    if not base.endswith("/"):
+        base += "/"
+    return base + urllib.parse.quote(rel, safe="/")
