@@ -237,14 +237,13 @@ def declared_parameters(path: Path, kernel: str = "python3") -> dict[str, Declar
         # inspect_notebook needs the kernel name stored in the notebook; this one has none, so
         # ask the translator papermill will use for the kernel we run it with.
         from papermill.translators import papermill_translators
-        from papermill.utils import find_first_tagged_cell_index
 
-        index = find_first_tagged_cell_index(nb, "parameters")
+        cells = [c for c in nb.cells if "parameters" in (c.metadata.get("tags") or [])]
         language = (nb.metadata.get("language_info") or {}).get("name", "python")
         raw = {}
-        if index >= 0:
+        if cells:
             translator = papermill_translators.find_translator(kernel, language)
-            raw = {p.name: p._asdict() for p in translator.inspect(nb.cells[index])}
+            raw = {p.name: p._asdict() for p in translator.inspect(cells[0])}
     return {name: DeclaredParameter.from_inspection(info) for name, info in raw.items()}
 
 
@@ -529,8 +528,8 @@ def _prepare_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise CourseError(
             f"The output directory {out} already exists and is not empty; the runner never "
-            "overwrites earlier results. Pick another --out DIR (or leave --out out to get "
-            "runs/<timestamp>/)."
+            "overwrites earlier results. Pick another --out DIR, or omit --out to get a fresh "
+            "runs/<timestamp>/."
         )
     out.mkdir(parents=True, exist_ok=True)
 
@@ -672,34 +671,36 @@ def _status_lines(result: NotebookResult, width: int, out: Path) -> str:
     return line
 
 
-def run_course(
+@dataclass
+class RunPlan:
+    """Everything checked and decided before the first kernel starts."""
+
+    root: Path
+    profile: Profile
+    profiles_path: Path
+    overrides: dict[str, Any]
+    notebooks: list[CourseNotebook]  # the selected ones, in run order, parameters filled in
+
+
+def prepare_run(
     root: str | os.PathLike[str] | None = None,
     *,
     profile: str = "classroom",
     only: str | None = None,
-    out: str | os.PathLike[str] | None = None,
     parameters: Mapping[str, Any] | Sequence[str] | None = None,
     exercises: bool = False,
-    timeout: int | None = None,
     kernel: str = "python3",
     lessons_dir: str | os.PathLike[str] | None = None,
     exercises_dir: str | os.PathLike[str] | None = None,
     profiles_file: str | os.PathLike[str] | None = None,
-    progress: bool = True,
-    stream: TextIO | None = None,
-) -> RunSummary:
-    """Check, then execute the course notebooks; return (and write) the run summary.
+) -> RunPlan:
+    """Find, select and check the notebooks and every parameter value; run nothing.
 
-    ``parameters`` is either ``{"epochs": 3}`` or command-line style ``["epochs=3"]``.
-    ``timeout`` (seconds per cell) overrides the profile's; ``0`` means no limit. The
+    ``parameters`` is either ``{"epochs": 3}`` or command-line style ``["epochs=3"]``. The
     directories default to ``<root>/notebooks``, ``<root>/exercises`` and
-    ``<root>/notebooks/profiles.yaml``; the output to ``<root>/runs/<YYYYmmdd-HHMMSS>/``.
-    Raises :class:`CourseError` for anything found before the first notebook runs; a notebook
-    that fails while running is reported in the summary instead.
+    ``<root>/notebooks/profiles.yaml``. Lessons run first, then (``exercises=True``) the
+    students' exercise notebooks, each group in numeric order.
     """
-    from tqdm.auto import tqdm
-
-    stream = stream or sys.stdout
     root_path = Path(root).resolve() if root is not None else find_root()
     lessons = Path(lessons_dir) if lessons_dir is not None else root_path / LESSONS_DIR
     exercise_path = (Path(exercises_dir) if exercises_dir is not None
@@ -720,14 +721,48 @@ def run_course(
 
     lesson_nbs = _course_notebooks(root_path, lessons, False, kernel)
     exercise_nbs = _course_notebooks(root_path, exercise_path, True, kernel)
-    course = lesson_nbs + exercise_nbs
     runnable = lesson_nbs + (exercise_nbs if exercises else [])
     if not runnable:
         where = f"{lessons}" + (f" or {exercise_path}" if exercises else "")
         raise CourseError(f"No NN_*.ipynb notebooks in {where}; is this the course folder?")
     selected = _selected(runnable, only)
-    plan_run(course, selected, chosen, overrides, profiles_path)
+    plan_run(lesson_nbs + exercise_nbs, selected, chosen, overrides, profiles_path)
+    return RunPlan(root_path, chosen, profiles_path, overrides, selected)
+
+
+def run_course(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    profile: str = "classroom",
+    only: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    parameters: Mapping[str, Any] | Sequence[str] | None = None,
+    exercises: bool = False,
+    timeout: int | None = None,
+    kernel: str = "python3",
+    lessons_dir: str | os.PathLike[str] | None = None,
+    exercises_dir: str | os.PathLike[str] | None = None,
+    profiles_file: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    stream: TextIO | None = None,
+) -> RunSummary:
+    """Check (:func:`prepare_run`), then execute the notebooks; return and write the summary.
+
+    ``timeout`` (seconds per cell) overrides the profile's; ``0`` means no limit. The output
+    defaults to ``<root>/runs/<YYYYmmdd-HHMMSS>/`` and must not exist or be empty. Raises
+    :class:`CourseError` for anything found before the first notebook runs; a notebook that
+    fails while running is reported in the summary (and the others still run).
+    """
+    from tqdm.auto import tqdm
+
+    stream = stream or sys.stdout
+    plan = prepare_run(
+        root, profile=profile, only=only, parameters=parameters, exercises=exercises,
+        kernel=kernel, lessons_dir=lessons_dir, exercises_dir=exercises_dir,
+        profiles_file=profiles_file,
+    )
     _check_kernel(kernel)
+    chosen, selected, overrides = plan.profile, plan.notebooks, plan.overrides
 
     if timeout is None:
         cell_timeout = chosen.timeout
@@ -735,7 +770,7 @@ def run_course(
         cell_timeout = timeout if timeout > 0 else None
     started = datetime.now().astimezone()
     out_path = (Path(out) if out is not None
-                else root_path / "runs" / started.strftime("%Y%m%d-%H%M%S")).resolve()
+                else plan.root / "runs" / started.strftime("%Y%m%d-%H%M%S")).resolve()
     _prepare_out(out_path)
 
     summary = RunSummary(

@@ -1,0 +1,85 @@
+"""check_parameters: the first code cell of every lesson (tlcourse/params.py)."""
+from __future__ import annotations
+
+import pytest
+
+from tlcourse.errors import CourseError, InvalidParameterError
+from tlcourse.models import available_backbones
+from tlcourse.params import COMMON_PARAMETERS, check_parameters, parameter_problems
+
+GOOD = dict(
+    backbone="mobilenet_v2",
+    image_size=64,
+    epochs=1,
+    batch_size=32,
+    n_per_class=8,
+    seed=0,
+    device="cpu",
+    lr=1e-3,
+    max_images=16,
+)
+
+
+def test_valid_parameters_are_returned_unchanged():
+    result = check_parameters(**GOOD)
+    assert result == GOOD
+    assert set(GOOD) == set(COMMON_PARAMETERS)
+
+
+def test_unknown_names_are_notebook_specific_and_pass_through():
+    result = check_parameters(epochs=2, probe_stage="stage3", weird=object)
+    assert result["probe_stage"] == "stage3" and result["weird"] is object
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "range_text"),
+    [
+        ("epochs", 0, ">= 1"),
+        ("epochs", 2.0, ">= 1"),
+        ("epochs", True, ">= 1"),
+        ("epochs", None, ">= 1"),
+        ("image_size", 16, "32 to 1024"),
+        ("image_size", 2240, "32 to 1024"),
+        ("image_size", "64", "32 to 1024"),
+        ("batch_size", 0, ">= 1"),
+        ("n_per_class", 0, "or None"),
+        ("seed", -1, ">= 0"),
+        ("device", "gpu", "'cuda:N'"),
+        ("device", "cuda:x", "'cuda:N'"),
+        ("lr", 0, "> 0"),
+        ("lr", -1e-3, "> 0"),
+        ("lr", float("nan"), "> 0"),
+        ("lr", "1e-3", "> 0"),
+        ("max_images", 0, "or None"),
+        ("backbone", "resnet", "mobilenet_v2"),
+    ],
+)
+def test_bad_values_name_parameter_value_range_and_fix(name, value, range_text):
+    with pytest.raises(InvalidParameterError) as info:
+        check_parameters(**{**GOOD, name: value})
+    message = str(info.value)
+    assert f"{name}={value!r}" in message
+    assert range_text in message
+    assert "parameters" in message and f"-p {name}=" in message
+    assert isinstance(info.value, CourseError) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("n_per_class", None), ("max_images", None), ("device", "cuda:1"), ("device", "AUTO"),
+     ("device", "mps"), ("lr", 1), ("image_size", 32), ("image_size", 1024), ("seed", 0)],
+)
+def test_edge_values_accepted(name, value):
+    assert check_parameters(**{name: value}) == {name: value}
+
+
+def test_every_available_backbone_is_accepted():
+    for name in available_backbones():
+        check_parameters(backbone=name)
+
+
+def test_all_problems_reported_at_once():
+    problems = parameter_problems({"epochs": 0, "seed": -2, "lr": 0.1, "note": "x"})
+    assert [p.split("=")[0] for p in problems] == ["epochs", "seed"]
+    with pytest.raises(InvalidParameterError, match="epochs=0.*seed=-2"):
+        check_parameters(epochs=0, seed=-2, lr=0.1)

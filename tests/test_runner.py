@@ -1,0 +1,387 @@
+"""The course runner (tlcourse/runner.py) and the results notebooks record (tlcourse/results.py).
+
+The fixture course (tests/fixtures/notebooks/course) has two lessons and one exercise:
+``00_boom`` records a value and then divides by zero, ``01_alpha`` records its parameters and a
+figure, ``exercises/00_alpha`` has no kernelspec (papermill's inspect_notebook needs one, so
+the runner's fallback reads it). Only three kernels are started in this file; everything else
+fails (on purpose) before any kernel starts.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tlcourse import results
+from tlcourse.cli import main
+from tlcourse.errors import CourseError, InvalidParameterError
+from tlcourse.runner import (
+    declared_parameters,
+    find_root,
+    load_profiles,
+    parse_assignment,
+    parse_value,
+    prepare_run,
+    run_course,
+)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "notebooks" / "course"
+SOURCES = sorted(FIXTURE.rglob("*.ipynb"))
+
+
+@pytest.fixture(scope="session")
+def python3_kernel() -> str:
+    """The runner names its kernel; make sure one called python3 exists for this Python."""
+    from jupyter_client.kernelspec import find_kernel_specs
+
+    if "python3" not in find_kernel_specs():
+        subprocess.run(
+            [sys.executable, "-m", "ipykernel", "install", "--user", "--name", "python3"],
+            check=True, capture_output=True,
+        )
+    assert "python3" in find_kernel_specs()
+    return "python3"
+
+
+@pytest.fixture
+def course(tmp_path, monkeypatch) -> Path:
+    """A private copy of the fixture course (default output dirs land inside it)."""
+    monkeypatch.delenv("TLCOURSE_ROOT", raising=False)
+    monkeypatch.delenv(results.RESULTS_ENV, raising=False)
+    root = tmp_path / "course"
+    shutil.copytree(FIXTURE, root)
+    return root
+
+
+def _source_bytes() -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in SOURCES}
+
+
+# ------------------------------------------------------------------ runs that start kernels
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, python3_kernel):
+    """``tlcourse run --profile smoke -p lr=0.5`` on the fixture course, run in place."""
+    before = _source_bytes()
+    out = tmp_path_factory.mktemp("run") / "out"
+    saved_cwd = os.getcwd()
+    saved_root = os.environ.pop("TLCOURSE_ROOT", None)
+    os.chdir(FIXTURE)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            rc = main(["run", "--profile", "smoke", "-p", "lr=0.5", "--out", str(out)])
+    finally:
+        os.chdir(saved_cwd)
+        if saved_root is not None:
+            os.environ["TLCOURSE_ROOT"] = saved_root
+    return rc, out, before, printed.getvalue()
+
+
+def test_cli_run_exit_code_and_sources_untouched(cli_run, capsys):
+    rc, out, before, _ = cli_run
+    assert rc == 1  # 00_boom failed
+    assert _source_bytes() == before
+    assert sorted(FIXTURE.rglob("*.ipynb")) == SOURCES  # nothing written next to the sources
+    assert not any(FIXTURE.rglob("*.results.json"))
+    assert results.RESULTS_ENV not in os.environ and results.HEADLESS_ENV not in os.environ
+
+
+def test_summary_records_failure_and_continues(cli_run):
+    out = cli_run[1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["profile"] == "smoke"
+    assert summary["parameters"] == {"lr": 0.5}
+    assert summary["timeout"] == 120 and summary["kernel"] == "python3"
+    assert summary["started"] <= summary["finished"]
+    boom, alpha = summary["notebooks"]
+    assert [boom["name"], alpha["name"]] == ["00_boom.ipynb", "01_alpha.ipynb"]
+
+    assert boom["status"] == "failed"
+    assert boom["error"] == "ZeroDivisionError: division by zero"
+    assert boom["parameters"] == {"seed": 3}  # only what it declares; no epochs/lr/name
+    assert boom["results"]["values"] == {"before_error": 1, "seed": 3}  # recorded before 1/0
+    partial = json.loads((out / boom["output"]).read_text())
+    assert any(o.get("ename") == "ZeroDivisionError"
+               for c in partial["cells"] for o in c.get("outputs", []))
+
+    assert alpha["status"] == "ok" and alpha["error"] is None and alpha["seconds"] > 0
+    # notebook default < profile defaults < profile notebooks: glob < -p
+    assert alpha["parameters"] == {"epochs": 1, "name": "from-profile", "lr": 0.5}
+    values = alpha["results"]["values"]
+    assert values == {
+        "epochs": 1, "lr": 0.5, "name": "from-profile", "n_per_class": 4,
+        "headless": "1", "cwd": "notebooks", "score": 0.5, "curve": [0, 1, 2],
+    }
+    assert alpha["results"]["figures"] == {"curve": "01_alpha.curve.png"}
+    assert (out / "01_alpha.curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    executed = json.loads((out / "01_alpha.ipynb").read_text())
+    injected = [c for c in executed["cells"]
+                if "injected-parameters" in c["metadata"].get("tags", [])]
+    assert "lr = 0.5" in "".join(injected[0]["source"])
+
+
+def test_a_line_per_notebook_with_error_and_partial_output(cli_run):
+    out, printed = cli_run[1], cli_run[3]
+    assert re.search(r"^FAILED  00_boom\.ipynb +\d+\.\d s$", printed, re.M)
+    assert re.search(r"^ok      01_alpha\.ipynb +\d+\.\d s$", printed, re.M)
+    assert "\n        ZeroDivisionError: division by zero\n" in printed
+    assert f"partially executed notebook: {out / '00_boom.ipynb'}" in printed
+    assert "1 ok, 1 failed" in printed
+
+
+def test_report_has_a_section_per_notebook(cli_run):
+    out = cli_run[1]
+    report = (out / "report.md").read_text()
+    assert "Profile **smoke**" in report and "`lr=0.5`" in report
+    assert "**1 ok, 1 failed**" in report
+    boom = report.index("## 00_boom.ipynb")
+    alpha = report.index("## 01_alpha.ipynb")
+    assert boom < alpha
+    assert "**FAILED**" in report[boom:alpha] and "ZeroDivisionError" in report[boom:alpha]
+    assert "| before_error | 1 |" in report[boom:alpha]
+    section = report[alpha:]
+    assert "**ok** in" in section
+    assert "| lr | 0.5 |" in section and "| name | from-profile |" in section
+    assert "![curve](01_alpha.curve.png)" in section
+
+
+def test_cli_prints_a_line_per_notebook(python3_kernel, course, monkeypatch, capsys):
+    monkeypatch.chdir(course / "notebooks")  # the root is found upward from here
+    rc = main(["run", "--only", "alpha", "-p", "epochs=3", "--timeout", "0"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert re.search(r"^ok {6}01_alpha\.ipynb +\d+\.\d s$", captured.out, re.M)
+    assert "FAILED" not in captured.out and "no per-cell timeout" in captured.out
+    runs = list((course / "runs").iterdir())  # default output: <root>/runs/<timestamp>/
+    assert len(runs) == 1 and re.fullmatch(r"\d{8}-\d{6}", runs[0].name)
+    summary = json.loads((runs[0] / "summary.json").read_text())
+    assert summary["profile"] == "classroom" and summary["timeout"] is None
+    (alpha,) = summary["notebooks"]
+    assert alpha["results"]["values"]["epochs"] == 3
+    assert alpha["results"]["values"]["name"] == "x"  # classroom: the notebook's own default
+
+
+# ------------------------------------------------------------------ refused before running
+def test_refuses_existing_non_empty_out(course):
+    out = course / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("earlier results")
+    with pytest.raises(CourseError, match="already exists and is not empty.*another --out"):
+        run_course(course, out=out, progress=False)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_unknown_parameter_lists_valid_ones(course, monkeypatch, capsys):
+    monkeypatch.chdir(course)
+    rc = main(["run", "-p", "epocs=3", "--out", str(course / "never")])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert "'epocs'" in err and "Did you mean 'epochs'?" in err
+    assert "Valid parameters: epochs, lr, n_per_class, name, seed." in err
+    assert not (course / "never").exists()
+
+
+def test_unknown_parameter_is_judged_on_selected_notebooks(course):
+    with pytest.raises(InvalidParameterError, match="Valid parameters: seed"):
+        prepare_run(course, only="boom", parameters=["lr=0.1"])
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("epochs=three", "'epochs' expects int (its default is 2), got 'three' (str) from -p epochs"),
+        ("epochs=2.5", "'epochs' expects int"),
+        ("lr=true", "'lr' expects float (an int is fine) (its default is 0.1), got True (bool)"),
+        ("name=5", "'name' expects str"),
+        ("epochs=0", "epochs=0 is not valid: epochs must be an integer >= 1"),
+    ],
+)
+def test_wrong_type_or_range_refused(course, override, expected):
+    with pytest.raises(InvalidParameterError) as info:
+        prepare_run(course, parameters=[override])
+    assert "01_alpha.ipynb" in str(info.value) and expected in str(info.value)
+
+
+def test_accepted_values_and_what_each_notebook_gets(course):
+    plan = prepare_run(course, profile="smoke", parameters=["lr=1", "n_per_class=None"],
+                       exercises=True)
+    got = {nb.label: nb.parameters for nb in plan.notebooks}
+    assert list(got) == ["00_boom.ipynb", "01_alpha.ipynb", "exercises/00_alpha.ipynb"]
+    assert got["01_alpha.ipynb"] == {"epochs": 1, "name": "from-profile", "lr": 1,
+                                     "n_per_class": None}
+    assert got["exercises/00_alpha.ipynb"] == {"epochs": 1}
+    assert got["00_boom.ipynb"] == {"seed": 3}
+
+
+def test_exercise_without_kernelspec_is_inspected(course):
+    declared = declared_parameters(course / "exercises" / "00_alpha.ipynb")
+    assert {n: d.type_label for n, d in declared.items()} == {"epochs": "int", "level": "str"}
+    with pytest.raises(InvalidParameterError, match="exercises/00_alpha.ipynb: parameter 'level'"):
+        prepare_run(course, exercises=True, only="exercises/", parameters=["level=3"])
+
+
+def test_types_inferred_from_inspect_notebook(tmp_path):
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(
+        'device = "auto"  # auto / cpu / cuda\nepochs = 2\nlr = 1e-3\nn_per_class = None\n'
+        "augment = True\nsizes = [64, 128]\nsteps = 2 ** 3\nratio: float = 1\n"
+    )
+    cell.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[cell], metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    path = tmp_path / "00_x.ipynb"
+    nbformat.write(nb, path)
+    declared = declared_parameters(path)
+    assert {n: d.type_label for n, d in declared.items()} == {
+        "device": "str", "epochs": "int", "lr": "float (an int is fine)",
+        "n_per_class": "any value", "augment": "bool", "sizes": "list",
+        "steps": "any value", "ratio": "float (an int is fine)",
+    }
+    assert declared["device"].help == "auto / cpu / cuda"
+    assert declared["device"].default_source == '"auto"'
+    assert not declared["augment"].accepts(1) and not declared["epochs"].accepts(True)
+    assert declared["lr"].accepts(1) and declared["epochs"].accepts(None)
+
+
+def test_profile_errors_fail_fast(course):
+    bad = course / "bad.yaml"
+    cases = {
+        "smoke:\n  defaults:\n    epocs: 1\n": "Did you mean 'epochs'?",
+        "smoke:\n  notebooks:\n    '07_*': {epochs: 1}\n": "'07_*' matches no notebook",
+        "smoke:\n  notebooks:\n    '00_*': {lr: 1.0}\n": "sets 'lr', which none of 00_boom.ipynb",
+        "smoke:\n  defaults:\n    epochs: one\n": "got 'one' (str) from profile 'smoke'",
+        "smoke:\n  timeout: -5\n": "timeout -5",
+        "smoke:\n  epochs: 1\n": "unknown key(s) 'epochs'",
+    }
+    for text, expected in cases.items():
+        bad.write_text(text)
+        with pytest.raises(CourseError) as info:
+            prepare_run(course, profile="smoke", profiles_file=bad)
+        assert expected in str(info.value), text
+    # a common parameter no fixture notebook declares is fine in defaults (lessons may add it)
+    bad.write_text("smoke:\n  defaults:\n    image_size: 64\n")
+    assert prepare_run(course, profile="smoke", profiles_file=bad).notebooks
+
+
+def test_unknown_profile_and_only_matching_nothing(course):
+    with pytest.raises(CourseError, match="Valid profiles: classroom, smoke"):
+        prepare_run(course, profile="ful")
+    with pytest.raises(CourseError, match="Notebooks: 00_boom.ipynb, 01_alpha.ipynb"):
+        prepare_run(course, only="zzz")
+    assert [nb.label for nb in prepare_run(course, only="0[01]_a*").notebooks] == [
+        "01_alpha.ipynb"]
+    assert [nb.label for nb in prepare_run(course, only="boom,alpha").notebooks] == [
+        "00_boom.ipynb", "01_alpha.ipynb"]
+
+
+def test_find_root_walks_up_and_honours_env(course, monkeypatch):
+    assert find_root(course / "exercises") == course.resolve()
+    monkeypatch.setenv("TLCOURSE_ROOT", str(course))
+    assert find_root("/") == course.resolve()
+    monkeypatch.setenv("TLCOURSE_ROOT", str(course / "exercises"))
+    with pytest.raises(CourseError, match="no notebooks/ directory"):
+        find_root()
+
+
+def test_course_profiles_file_is_valid():
+    profiles = load_profiles(Path(__file__).parents[1] / "notebooks" / "profiles.yaml")
+    assert {"smoke", "classroom", "full"} <= set(profiles)
+    assert profiles["smoke"].defaults["image_size"] == 64 and profiles["smoke"].timeout
+    assert profiles["classroom"].defaults == {} and profiles["full"].timeout is None
+    from tlcourse.params import parameter_problems
+
+    for profile in profiles.values():
+        assert parameter_problems(profile.defaults) == [], profile.name
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("3", 3), ("1e-4", 1e-4), ("0.5", 0.5), ("efficientnet_lite0", "efficientnet_lite0"),
+     ("None", None), ("null", None), ("true", True), ("no", "no"), ("010", "010"),
+     ("2024-01-01", "2024-01-01"), ("[64, 128]", [64, 128]), ("cuda:0", "cuda:0")],
+)
+def test_parse_value_reads_values_as_python_users_mean_them(text, value):
+    assert parse_value(text) == value and type(parse_value(text)) is type(value)
+
+
+def test_parse_assignment_requires_key_value():
+    assert parse_assignment("lr = 1e-4") == ("lr", 1e-4)
+    for bad in ("epochs", "2x=1", "=3"):
+        with pytest.raises(InvalidParameterError, match="KEY=VALUE"):
+            parse_assignment(bad)
+
+
+# ------------------------------------------------------------------ tlcourse.results in-process
+@pytest.fixture
+def fresh_results(monkeypatch):
+    monkeypatch.delenv(results.RESULTS_ENV, raising=False)
+    results.reset()
+    yield
+    results.reset()
+
+
+def test_record_converts_and_merges_atomically(tmp_path, monkeypatch, fresh_results):
+    import torch
+
+    path = tmp_path / "03_x.results.json"
+    monkeypatch.setenv(results.RESULTS_ENV, str(path))
+    got = results.record(acc=np.float32(0.25), n=np.int64(7), t=torch.tensor(1.5),
+                         v=torch.arange(3), ok=np.bool_(True), loss=float("nan"),
+                         where=Path("a/b"), dev=torch.device("cpu"), pair=(1, 2))
+    assert got == {"acc": 0.25, "n": 7, "t": 1.5, "v": [0, 1, 2], "ok": True, "loss": "nan",
+                   "where": "a/b", "dev": "cpu", "pair": [1, 2]}
+    results.record(acc=0.5, extra={"k": np.arange(2)})
+    on_disk = json.loads(path.read_text())
+    assert on_disk["values"]["acc"] == 0.5 and on_disk["values"]["n"] == 7
+    assert on_disk["values"]["extra"] == {"k": [0, 1]}
+    assert results.recorded()["values"] == on_disk["values"]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp files left behind
+    with pytest.raises(CourseError, match="Cannot record model of type Linear"):
+        results.record(model=torch.nn.Linear(1, 1))
+
+
+def test_outside_the_runner_results_stay_in_memory(tmp_path, monkeypatch, fresh_results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(tmp_path)
+    assert results.record(acc=1.0) == {"acc": 1.0}
+    fig = plt.figure()
+    assert results.record_figure(fig, "curve") is None
+    plt.close(fig)
+    assert results.recorded() == {"values": {"acc": 1.0}, "figures": {}, "run": {}}
+    assert list(tmp_path.iterdir()) == []
+    assert not results.headless()
+
+
+def test_record_figure_and_run_under_the_runner(tmp_path, monkeypatch, fresh_results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path / "05_y.results.json"))
+    monkeypatch.setenv(results.HEADLESS_ENV, "1")
+    fig = plt.figure(figsize=(1, 1))
+    saved = results.record_figure(fig, "confusion matrix")
+    plt.close(fig)
+    assert saved == tmp_path / "05_y.confusion_matrix.png" and saved.stat().st_size > 0
+    run = results.record_run({"epochs": 2, "lr": np.float64(0.1)}, seed=0, device="cpu")
+    assert run["parameters"] == {"epochs": 2, "lr": 0.1} and run["seed"] == 0
+    assert run["environment"]["device"] == "cpu" and "torch" in run["environment"]
+    data = results.read_results(tmp_path / "05_y.results.json")
+    assert data["figures"] == {"confusion matrix": "05_y.confusion_matrix.png"}
+    assert data["run"]["environment"]["torch"] == run["environment"]["torch"]
+    assert results.headless()
