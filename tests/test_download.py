@@ -289,6 +289,34 @@ def test_extract_zip_with_prefix_is_complete_and_replaces(tmp_path: Path) -> Non
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["plantvillage"]
 
 
+def test_unchecksummed_archive_download_then_extract(serve_directory, tmp_path: Path) -> None:
+    """The hymenoptera flow: a zip with no recorded sha256 (its members are checked after
+    extraction) is still resumed, length-checked and only then renamed into place."""
+    files = plantvillage_files(4)
+    served = tmp_path / "served"
+    served.mkdir()
+    _real_zip(served / "pv.zip", files, "PlantVillage/")
+    zip_size = (served / "pv.zip").stat().st_size
+    server = serve_directory(served, truncate_once={"pv.zip": zip_size // 3})
+    dest = tmp_path / "downloads" / "pv.zip"
+    with pytest.raises(DownloadError, match="closed after"):
+        download_file(server.url_for("pv.zip"), dest, None, progress=False, retries=0)
+    assert not dest.exists()  # a short body is never taken for the whole archive
+    download_file(server.url_for("pv.zip"), dest, None, progress=False, retries=0)
+    assert server.requests_for("pv.zip") == [None, f"bytes={zip_size // 3}-"]
+    assert dest.read_bytes() == (served / "pv.zip").read_bytes()
+    out = extract_zip(dest, tmp_path / "data" / "PlantVillage", "PlantVillage/")
+    for rel, _, _ in files:
+        assert (out / rel.split("/", 1)[1]).read_bytes() == (DATA / rel).read_bytes()
+    # Present already: no request, even without a checksum.
+    download_file(server.url_for("pv.zip"), dest, None, progress=False)
+    assert len(server.requests) == 2
+    # A recorded size that does not match is refused like a checksum mismatch.
+    with pytest.raises(ChecksumError, match=f"got {zip_size:,} bytes, expected {zip_size + 1:,}"):
+        download_file(server.url_for("pv.zip"), tmp_path / "other.zip", None, zip_size + 1, progress=False)
+    assert not (tmp_path / "other.zip").exists()
+
+
 @pytest.mark.parametrize("evil", ["../evil", "ok/../../evil", "/abs/evil", "C:\\evil"])
 def test_extract_zip_rejects_escaping_members(tmp_path: Path, evil: str) -> None:
     archive = tmp_path / "evil.zip"

@@ -113,25 +113,30 @@ def _requote(url: str) -> str:
     return urllib.parse.quote(url, safe=":/?#[]@!$&'()*+,;=%~")
 
 
-def _check_sha256(sha256: str, url: str) -> str:
+def _check_sha256(sha256: str | None, url: str) -> str | None:
+    if sha256 is None:
+        return None
     if not isinstance(sha256, str) or not _SHA256_RE.match(sha256.lower()):
         raise InvalidParameterError(
             f"download_file({url!r}): sha256 must be the 64 hexadecimal characters of the "
-            f"file's sha256 (as printed by `sha256sum`), got {sha256!r}. Every download is "
-            "checked; copy the value from the dataset's SHA256SUMS file."
+            f"file's sha256 (as printed by `sha256sum`), got {sha256!r}. Copy the value from "
+            "the dataset's SHA256SUMS file (None only for an archive whose members are "
+            "checked after extraction)."
         )
     return sha256.lower()
 
 
-def _is_complete(path: Path, sha256: str, size: int | None) -> bool:
-    """True when ``path`` is a regular file with the expected size (if known) and sha256."""
+def _is_complete(path: Path, sha256: str | None, size: int | None) -> bool:
+    """True when ``path`` is a regular file with the expected size (if known) and sha256
+    (if known: with ``sha256=None`` a file at ``dest`` counts, as only finished downloads are
+    ever renamed there)."""
     try:
         st = path.stat()
     except FileNotFoundError:
         return False
     if not stat.S_ISREG(st.st_mode) or (size is not None and st.st_size != size):
         return False
-    return _sha256_file(path) == sha256
+    return sha256 is None or _sha256_file(path) == sha256
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -218,7 +223,7 @@ def _fetch_into(
             # 200 (server ignores Range, or a fresh download): the body is the whole file.
             mode, offset = "wb", 0
         expected_total = offset + length if length is not None else size
-        bar.reset(total=expected_total if expected_total is not None else size)
+        bar.reset(total=expected_total)
         bar.update(offset)
         received, overflow = 0, False
         reader = getattr(response, "read1", response.read)
@@ -250,7 +255,7 @@ def _fetch_into(
 def download_file(
     url: str,
     dest: str | os.PathLike,
-    sha256: str,
+    sha256: str | None,
     size: int | None = None,
     *,
     desc: str | None = None,
@@ -261,6 +266,7 @@ def download_file(
     """Download ``url`` to ``dest``, resuming and retrying, and return ``dest`` once verified.
 
     - ``dest`` already there with the right sha256 (and ``size``): returned at once, no network.
+      A wrong file at ``dest`` is deleted before downloading, so it is never used.
     - Bytes go to ``dest.part``; an existing ``.part`` (an interrupted earlier run) is resumed
       with ``Range: bytes=N-``. A server that answers 200 instead of 206 sends the whole file,
       which replaces the ``.part``; a 416, or a ``.part`` longer than ``size``, starts over.
@@ -270,6 +276,9 @@ def download_file(
       ``dest``. Otherwise the ``.part`` is deleted and :class:`ChecksumError` raised. (If the
       file was pieced together from several responses it is first fetched once more whole,
       since the pieces may come from two versions of the file.)
+    - ``sha256=None`` is only for an archive with no recorded checksum whose members are
+      checked after extraction (PyTorch's hymenoptera zip): then only ``size`` (if given) and
+      the announced ``Content-Length`` are checked.
     - A network failure raises :class:`DownloadError` naming the URL and the reason; the
       ``.part`` is kept so that the next run resumes it.
     """
@@ -330,8 +339,12 @@ def download_file(
                 _backoff(failures)
                 continue
             got_size = part.stat().st_size
-            got_sha = _sha256_file(part) if size is None or got_size == size else None
-            if got_sha == sha256:
+            size_ok = size is None or got_size == size
+            if sha256 is None and size_ok:
+                os.replace(part, dest)
+                return dest
+            got_sha = _sha256_file(part) if size_ok and sha256 is not None else None
+            if got_sha is not None and got_sha == sha256:
                 os.replace(part, dest)
                 return dest
             _unlink_quietly(part)
@@ -365,12 +378,12 @@ def _network_error(
 def _checksum_error(
     url: str,
     dest: Path,
-    sha256: str,
+    sha256: str | None,
     size: int | None,
     got_sha: str | None,
     got_size: int,
 ) -> ChecksumError:
-    if got_sha is None:
+    if got_sha is None or sha256 is None:
         what = f"{got_size:,} bytes, expected {size:,}"
     else:
         what = f"sha256 {_short(got_sha)}, expected {_short(sha256)}"
@@ -383,7 +396,7 @@ def _checksum_error(
         "mirror that has the course's copy, or unpack a classroom pack (`tlcourse unpack FILE`)."
     )
     return ChecksumError(
-        f"The download of {url} for {dest.name} did not match its recorded checksum: got {what}. "
+        f"The download of {url} for {dest.name} did not match its recorded size and sha256: got {what}. "
         f"The downloaded file was deleted and not used ({dest} was not written). Try again "
         f"(a transfer can be damaged on the way). {source}"
     )
@@ -394,7 +407,7 @@ def _checksum_error(
 
 
 def download_many(
-    items: Sequence[tuple[str, str | os.PathLike, str, int | None]],
+    items: Sequence[tuple[str, str | os.PathLike, str | None, int | None]],
     desc: str | None = None,
     *,
     progress: bool = True,
