@@ -235,6 +235,7 @@ def test_types_inferred_from_inspect_notebook(tmp_path):
     cell = nbformat.v4.new_code_cell(
         'device = "auto"  # auto / cpu / cuda\nepochs = 2\nlr = 1e-3\nn_per_class = None\n'
         "augment = True\nsizes = [64, 128]\nsteps = 2 ** 3\nratio: float = 1\n"
+        "limit: Optional[int] = 5\nnested: list[list[int]] = []\n"
     )
     cell.metadata["tags"] = ["parameters"]
     nb = nbformat.v4.new_notebook(cells=[cell], metadata={
@@ -245,7 +246,8 @@ def test_types_inferred_from_inspect_notebook(tmp_path):
     assert {n: d.type_label for n, d in declared.items()} == {
         "device": "str", "epochs": "int", "lr": "float (an int is fine)",
         "n_per_class": "any value", "augment": "bool", "sizes": "list",
-        "steps": "any value", "ratio": "float (an int is fine)",
+        "steps": "any value", "ratio": "float (an int is fine)", "limit": "int",
+        "nested": "list",
     }
     assert declared["device"].help == "auto / cpu / cuda"
     assert declared["device"].default_source == '"auto"'

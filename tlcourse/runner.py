@@ -165,6 +165,12 @@ def _types_for_default(default: Any) -> tuple[type, ...] | None:
 
 def _types_for_annotation(annotation: str) -> tuple[type, ...] | None:
     """Allowed types from an annotation such as ``int``, ``float | None``, ``Optional[int]``."""
+    # list[int] is a list: drop the arguments of container generics before reading the words.
+    previous = None
+    while previous != annotation:
+        previous = annotation
+        annotation = re.sub(r"\b(list|List|tuple|Tuple|dict|Dict|Sequence|Mapping)\[[^\[\]]*\]",
+                            r"\1", annotation)
     words = [w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", annotation)
              if w.split(".")[-1] not in {"None", "Optional", "Union", "typing"}]
     allowed: list[type] = []
