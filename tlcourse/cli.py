@@ -61,6 +61,19 @@ def _add_progress(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_handler("tlcourse.exercises.progress", "cli_progress"))
 
 
+def _add_exercises(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("exercises", help="build student exercise notebooks; validate question banks")
+    esub = p.add_subparsers(dest="exercises_command", required=True)
+    b = esub.add_parser("build", help="strip solutions/*.ipynb into the student notebooks")
+    b.add_argument("--check", action="store_true",
+                   help="only report student notebooks that are missing or out of date (exit 1)")
+    b.add_argument("--dir", default=None, help="the exercises folder (default: found from here)")
+    b.set_defaults(func=_handler("tlcourse.exercises.build", "cli_build"))
+    v = esub.add_parser("validate", help="load question banks and report every problem")
+    v.add_argument("banks", nargs="*", help="bank names or .yaml paths (default: all)")
+    v.set_defaults(func=_handler("tlcourse.exercises.bank", "cli_validate"))
+
+
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify images with an exported tlcourse model")
     p.add_argument("--model", required=True, help="a file written by tlcourse.export.export_model")
@@ -84,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"tlcourse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_doctor, _add_data, _add_run, _add_progress, _add_predict, _add_pack):
+    for add in (_add_doctor, _add_data, _add_run, _add_progress, _add_exercises, _add_predict,
+                _add_pack):
         add(sub)
     return parser
 
