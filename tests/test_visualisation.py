@@ -22,7 +22,7 @@ from torchvision.transforms.functional import pil_to_tensor  # noqa: E402
 
 from tlcourse import visualisation as vis  # noqa: E402
 from tlcourse.errors import CourseError, InvalidParameterError  # noqa: E402
-from tlcourse.models import create_model, get_spec, imagenet_categories, load_backbone  # noqa: E402
+from tlcourse.models import create_model, get_spec, imagenet_categories, load_backbone, stage_sequence  # noqa: E402
 
 DATA = Path(os.environ.get("TLCOURSE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 PLANTS = DATA / "plantvillage"
@@ -95,11 +95,21 @@ def test_feature_maps(plant_model, leaves):
     assert fig.axes[6 * 9].get_title() == "top\n1280×3×3"
     assert fig.axes[1].get_title().startswith("ch ")
     with Image.open(paths[0]) as pil:
-        fig = vis.plot_feature_maps(model, pil.convert("RGB").resize((64, 64)), prep, stages="stage2", channels=4)
+        small = pil.convert("RGB").resize((64, 64))
+    fig = vis.plot_feature_maps(model, small, prep, stages="stage2", channels=4)
     assert len(fig.axes) == 5 and fig.axes[0].get_title() == "stage2\n32×8×8"
-    # the channels shown are the most active ones, in order
-    shown = [int(ax.get_title().split()[1]) for ax in fig.axes[1:]]
-    assert len(set(shown)) == 4
+    # the channels shown are the most active ones (highest mean activation), in order
+    x = prep.normalize(pil_to_tensor(small).unsqueeze(0))
+    model.eval()
+    with torch.no_grad():
+        for name, module in stage_sequence(model).items():
+            x = module(x)
+            if name == "stage2":
+                break
+    model.train()
+    expected = x[0].mean(dim=(1, 2)).topk(4).indices.tolist()
+    assert [int(ax.get_title().split()[1]) for ax in fig.axes[1:]] == expected
+    assert np.allclose(fig.axes[1].get_images()[0].get_array(), x[0, expected[0]].numpy())
     with pytest.raises(InvalidParameterError, match="class scores"):
         vis.plot_feature_maps(model, images[0], prep, stages=["head"])
     with pytest.raises(CourseError, match="stage"):
