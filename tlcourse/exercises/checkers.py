@@ -295,11 +295,11 @@ def new_head(model: nn.Module, num_classes: int, pretrained: bool = True) -> Fee
     shapes) as the ImageNet model and, with ``pretrained=True``, the same ImageNet weights
     (a backbone built with ``pretrained=False`` would throw away what we transfer).
     """
-    from ..models import spec_for
-
     m = _as_model(model)
     if isinstance(m, Feedback):
         return m
+    from ..models import spec_for
+
     spec = spec_for(m)
     head_path = spec.head
     try:

@@ -1,0 +1,91 @@
+"""Headless under real papermill: a notebook with an ``answers`` parameter records progress.
+
+Also runs the widget path inside the same kernel: widgets must display and check the given
+answers without waiting for anyone.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+papermill = pytest.importorskip("papermill")
+
+BANKS = Path(__file__).resolve().parents[1] / "exercises" / "banks"
+
+
+@pytest.fixture(scope="module")
+def python3_kernel() -> str:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if "python3" not in KernelSpecManager().find_kernel_specs():
+        done = subprocess.run(
+            [sys.executable, "-m", "ipykernel", "install", "--user", "--name", "python3"],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0 or "python3" not in KernelSpecManager().find_kernel_specs():
+            pytest.skip(f"no 'python3' Jupyter kernel and ipykernel could not install one: {done.stderr[-300:]}")
+    return "python3"
+
+
+def _notebook(path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    params = nbformat.v4.new_code_cell('answers = {}\nlearner = "nobody"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "from tlcourse.exercises import Exercises\n"
+            "from tlcourse.exercises.notebook import in_kernel\n"
+            "print('in_kernel', in_kernel())\n"
+            "ex = Exercises.load('example', learner=learner, answers=answers)\n"
+            "print('headless', ex.headless)\n"
+            "ex.ask('q1')\n"
+            "ex.ask('q3')\n"
+            "ex.ask('q4')"
+        ),
+        nbformat.v4.new_code_cell(
+            "wx = Exercises.load('example', learner=learner, answers=answers, headless=False)\n"
+            "wx.ask('q5')\n"
+            "print('widget feedback:', wx.widget('q5').feedback.value)"
+        ),
+    ]
+    nbformat.write(nb, path)
+
+
+def test_papermill_headless_run_records_answers(tmp_path, monkeypatch, python3_kernel):
+    progress = tmp_path / "progress.json"
+    monkeypatch.setenv("TLCOURSE_HEADLESS", "1")
+    monkeypatch.setenv("TLCOURSE_BANKS", str(BANKS))
+    monkeypatch.setenv("TLCOURSE_PROGRESS", str(progress))
+    monkeypatch.delenv("TLCOURSE_EXAM", raising=False)
+    src, out = tmp_path / "tiny.ipynb", tmp_path / "tiny.out.ipynb"
+    _notebook(src)
+    papermill.execute_notebook(
+        str(src),
+        str(out),
+        parameters={"answers": {"q1": "b", "q3": 3000, "q5": "batch norm"}, "learner": "pm"},
+        kernel_name=python3_kernel,
+        cwd=str(tmp_path),
+        progress_bar=False,
+        execution_timeout=120,
+    )
+    from tlcourse.exercises import read_entries
+
+    entries = read_entries(progress)
+    assert [(e["learner"], e["question"], e["correct"]) for e in entries] == [
+        ("pm", "q1", True),
+        ("pm", "q3", False),
+        ("pm", "q5", True),
+    ]
+    executed = nbformat.read(out, as_version=4)
+    text = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "in_kernel True" in text and "headless True" in text
+    assert "\u2713 Correct." in text and "3000 is too low" in text and "no answer yet: add 'q4'" in text
+    assert "widget feedback:" in text and "\u2713" in text.split("widget feedback:")[1]
