@@ -25,7 +25,6 @@ import inspect
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import CourseError, InvalidParameterError
