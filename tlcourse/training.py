@@ -99,6 +99,17 @@ def _amp_context(device: torch.device, enabled: bool):
     return contextlib.nullcontext(), None
 
 
+def _use_channels_last(model: nn.Module, requested: bool | None) -> bool:
+    """Channels-last memory layout: 1.3-2.8x faster convolutions on this course's CPUs (bench/)."""
+    if requested is not None:
+        return requested
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def _to_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.ndim == 4 else x
+
+
 def _check_batch(x: torch.Tensor) -> None:
     if x.dtype == torch.uint8:
         raise CourseError(
@@ -117,6 +128,7 @@ def evaluate(
     device: str | torch.device | None = "auto",
     criterion: nn.Module | None = None,
     progress: bool = False,
+    channels_last: bool | None = None,
 ) -> dict[str, Any]:
     """Loss, accuracy, and every prediction of ``model`` on ``data`` (in eval mode).
 
@@ -125,13 +137,16 @@ def evaluate(
     device = pick_device(device)
     criterion = criterion or nn.CrossEntropyLoss()
     was_training = model.training
+    channels_last = _use_channels_last(model, channels_last)
     model.to(device).eval()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     probs, labels, total_loss = [], [], 0.0
     amp, _ = _amp_context(device, True)
     try:
         for x, y in tqdm(_loader(data, batch_size, False, 0), desc="evaluating", disable=not progress, leave=False):
             _check_batch(x)
-            x, y = x.to(device, non_blocking=True), y.to(device)
+            x, y = _to_layout(x.to(device, non_blocking=True), channels_last), y.to(device)
             with amp:
                 logits = model(x)
             total_loss += float(criterion(logits.float(), y)) * len(y)
@@ -195,6 +210,7 @@ def fit(
     amp: bool = True,
     progress: bool = True,
     label: str = "",
+    channels_last: bool | None = None,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
 ) -> History:
     """Train ``model`` on ``train_data``; validate on ``val_data`` after each epoch.
@@ -215,6 +231,9 @@ def fit(
         )
     torch.manual_seed(seed)
     model.to(device)
+    channels_last = _use_channels_last(model, channels_last)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     if optimizer is None:
         optimizer = torch.optim.AdamW(trainable, lr=lr)
     missing = _params_missing_from(optimizer, model)
@@ -263,6 +282,7 @@ def fit(
             for x, y in tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress):
                 _check_batch(x)
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                x = _to_layout(x, channels_last)
                 optimizer.zero_grad(set_to_none=True)
                 with amp_ctx:
                     logits = model(x)
@@ -291,7 +311,8 @@ def fit(
                 "lr": float(optimizer.param_groups[0]["lr"]),
             }
             if val_data is not None:
-                ev = evaluate(model, val_data, batch_size=max(batch_size, 64), device=device, criterion=criterion)
+                ev = evaluate(model, val_data, batch_size=max(batch_size, 64), device=device, criterion=criterion,
+                              channels_last=channels_last)
                 record["val_loss"], record["val_acc"] = ev["loss"], ev["acc"]
                 if ev["loss"] < best_loss - 1e-6:
                     best_loss, history.best_epoch = ev["loss"], epoch

@@ -21,3 +21,16 @@ from .backbones import (
     stage_sequence,
 )
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from .freezing import (
+    FreezingError,
+    Trap,
+    check_freezing,
+    find_freezing_traps,
+    freeze,
+    freeze_audit,
+    keep_frozen_bn_in_eval,
+    snapshot,
+    trainable_stages,
+    unfreeze,
+    unfreeze_top,
+)
