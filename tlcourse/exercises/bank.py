@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from ..errors import CourseError
-from .checkers import CHECKERS, value_close
+from .checkers import CHECKERS, get_checker, value_close
 from .feedback import Feedback
 
 KINDS = ("choice", "numeric", "text", "code")
@@ -122,7 +122,7 @@ class Question:
         """For code questions: the objects the learner must pass to ``check_code``."""
         if self.kind != "code":
             return []
-        sig = inspect.signature(CHECKERS[self.checker])
+        sig = inspect.signature(get_checker(self.checker))
         return [
             name
             for name, p in sig.parameters.items()
@@ -384,6 +384,10 @@ def _parse_question(q: Any, where: str, problems: list[str]) -> Question | None:
         fields["answer"] = None if ans is None else str(ans).strip()
     else:  # code
         name = q.get("checker")
+        try:
+            get_checker(name) if isinstance(name, str) else None
+        except CourseError:
+            pass
         if name not in CHECKERS:
             problems.append(
                 f"{where}: unknown checker {name!r}; registered checkers: {', '.join(sorted(CHECKERS))}."
@@ -393,7 +397,7 @@ def _parse_question(q: Any, where: str, problems: list[str]) -> Question | None:
         if not isinstance(expected, Mapping):
             problems.append(f"{where}: 'expected' must be a mapping of the checker's keyword arguments.")
             expected = {}
-        params = inspect.signature(CHECKERS[name]).parameters
+        params = inspect.signature(get_checker(name)).parameters
         takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
         bad = [k for k in expected if k not in params and not takes_any]
         if bad:

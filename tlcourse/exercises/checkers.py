@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InvalidParameterError, unknown_name
+from ..errors import CourseError, InvalidParameterError, unknown_name
 from .feedback import Feedback
 
 CHECKERS: dict[str, Callable[..., Feedback]] = {}
@@ -55,7 +55,19 @@ def register_checker(
 
 
 def get_checker(name: str) -> Callable[..., Feedback]:
-    """The registered checker ``name`` (a :class:`CourseError` listing the valid names if not)."""
+    """The registered checker ``name`` (a :class:`CourseError` listing the valid names if not).
+
+    ``"package.module:function"`` names a checker that lives with a lesson's own checks; the
+    module is imported on first use and the function registered under that name.
+    """
+    if name not in CHECKERS and isinstance(name, str) and ":" in name:
+        import importlib
+
+        module, _, attr = name.partition(":")
+        try:
+            CHECKERS[name] = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise CourseError(f"Checker {name!r} could not be imported ({exc}). Check the module path and function name.") from exc
     if name not in CHECKERS:
         raise unknown_name("checker", name, CHECKERS)
     return CHECKERS[name]
