@@ -210,6 +210,13 @@ def logistic_regression(train: FeatureSet, test: FeatureSet, *, C: float = 1.0, 
     return {"model": clf, "train_acc": float(clf.score(xtr, ytr)), "acc": float(clf.score(xte, yte))}
 
 
+def _labels_of(data: Dataset) -> torch.Tensor:
+    labels = getattr(data, "labels", None)
+    if labels is None:
+        labels = [int(y) for _, y in data]
+    return torch.as_tensor(labels)
+
+
 @torch.inference_mode()
 def _pooled_by_stage(model: nn.Module, data: Dataset, batch_size: int, device: torch.device, progress: bool) -> dict[str, torch.Tensor]:
     seq = stage_sequence(model)
@@ -252,8 +259,7 @@ def probe_stages(
         te = _pooled_by_stage(model, test, batch_size, device, progress)
     finally:
         model.train(was_training)
-    ytr = torch.as_tensor([int(y) for _, y in ((None, l) for l in getattr(train, "labels", []))]) if hasattr(train, "labels") else None
-    yte = torch.as_tensor(getattr(test, "labels"))
+    ytr, yte = _labels_of(train), _labels_of(test)
     classes = list(getattr(train, "classes", []))
     rows = []
     for name in tr:
