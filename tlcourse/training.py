@@ -289,7 +289,7 @@ def fit(
                     loss = criterion(logits.float(), y)
                 if not torch.isfinite(loss):
                     raise CourseError(
-                        f"The training loss became {float(loss)} at epoch {epoch}: the learning rate "
+                        f"The training loss became {float(loss.detach())} at epoch {epoch}: the learning rate "
                         f"(now {optimizer.param_groups[0]['lr']:.2g}) is too high for this setup. Lower it 10x."
                     )
                 if scaler is not None:

@@ -1,0 +1,111 @@
+"""Dataset registry, decoded-tensor cache, splits and transforms, on the real data."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tlcourse.data import (
+    DATASETS,
+    eval_transform,
+    limit_images,
+    load_dataset,
+    split_dataset,
+    take_per_class,
+    train_transform,
+)
+from tlcourse.data.registry import display_name, locate
+from tlcourse.errors import AssetNotFoundError, CourseError, InvalidParameterError
+from tlcourse.models import get_spec
+
+
+@pytest.fixture(scope="module")
+def plants():
+    return load_dataset("plantvillage", 32, progress=False)
+
+
+def test_registry_entries_are_complete():
+    for name, info in DATASETS.items():
+        assert info.licence and info.citation and info.source, name
+        assert len(info.class_names) >= 2, name
+        assert all(len(e.sha256) == 64 for e in info.manifest), name
+    assert len(DATASETS["plantvillage"].manifest) == 2250
+    assert display_name("Tomato__Tomato_YellowLeaf__Curl_Virus") == "Tomato: yellow leaf curl virus"
+    assert display_name("Pepper__bell___Bacterial_spot") == "Pepper (bell): bacterial spot"
+    assert display_name("Potato___healthy") == "Potato: healthy"
+
+
+def test_plantvillage_loads_all_images_with_clean_labels(plants):
+    assert plants.images.shape == (2250, 3, 32, 32) and plants.images.dtype == torch.uint8
+    assert set(plants.class_counts().values()) == {150}
+    # A second load is served from the tensor cache and is identical.
+    again = load_dataset("plantvillage", 32, progress=False)
+    assert torch.equal(again.images, plants.images) and torch.equal(again.labels, plants.labels)
+
+
+def test_official_splits_are_kept():
+    xray = load_dataset("pneumoniamnist", 32, progress=False)
+    s = split_dataset(xray)
+    assert s.sizes() == {"train": 2428, "val": 270, "test": 468}
+    bees = load_dataset("hymenoptera", 32, progress=False)
+    assert len(bees) == 397  # the placeholder GIF of the official zip is not an ant
+    s = split_dataset(bees, seed=0)
+    assert len(s.train) == 244 and len(s.val) + len(s.test) == 153
+
+
+def test_stratified_split_is_deterministic_and_disjoint(plants):
+    a, b = split_dataset(plants, seed=3), split_dataset(plants, seed=3)
+    c = split_dataset(plants, seed=4)
+    assert a.train.paths == b.train.paths and a.train.paths != c.train.paths
+    parts = [set(a.train.paths), set(a.val.paths), set(a.test.paths)]
+    assert sum(map(len, parts)) == len(plants) and len(set.union(*parts)) == len(plants)
+    counts = a.test.class_counts().values()
+    assert max(counts) - min(counts) <= 1  # every class in proportion
+
+
+def test_take_per_class_and_its_error(plants):
+    small = take_per_class(plants, 4, seed=0)
+    assert set(small.class_counts().values()) == {4}
+    assert take_per_class(plants, 4, seed=0).paths == small.paths
+    with pytest.raises(InvalidParameterError, match="Use at most 150"):
+        take_per_class(plants, 151)
+    with pytest.raises(InvalidParameterError, match="positive integer"):
+        take_per_class(plants, 0)
+    limited = limit_images(plants, 300)
+    assert 290 <= len(limited) <= 310 and len(limited.class_counts()) == 15
+
+
+def test_transforms_normalise_with_the_backbones_own_statistics(plants):
+    pre = get_spec("efficientnet_lite0").preprocessing.at(32)
+    x, y = plants.with_transform(eval_transform(pre))[0]
+    raw = plants.images[0].float() / 255
+    assert torch.allclose(x, (raw - 127 / 255) / (128 / 255), atol=1e-6)
+    aug = plants.with_transform(train_transform(pre, "strong", 32))
+    a1, _ = aug[0]
+    assert a1.shape == x.shape and a1.dtype == torch.float32
+    with pytest.raises(CourseError, match="Valid augmentation presets"):
+        train_transform(pre, "extreme")
+
+
+def test_missing_dataset_error_names_the_dataset_places_and_command(tmp_path, monkeypatch):
+    monkeypatch.delenv("TLCOURSE_DATA")
+    monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path))
+    with pytest.raises(AssetNotFoundError) as err:
+        locate("plantvillage")
+    msg = str(err.value)
+    assert "'plantvillage'" in msg and str(tmp_path / "data") in msg
+    assert "tlcourse data fetch plantvillage" in msg and "tlcourse unpack" in msg
+    with pytest.raises(CourseError, match="Did you mean .plantvillage.. Valid datasets: elpv, hymenoptera, plantvillage, pneumoniamnist"):
+        load_dataset("plantvilage")
+
+
+def test_image_size_is_checked():
+    with pytest.raises(InvalidParameterError, match="image_size"):
+        load_dataset("plantvillage", 0)
+
+
+def test_elpv_labels_follow_the_defect_probability():
+    elpv = load_dataset("elpv", 32, progress=False)
+    probs = elpv.extras["defect_probability"]
+    assert np.array_equal(elpv.labels.numpy(), (probs >= 0.5).astype(np.int64))
+    assert np.allclose(np.unique(probs), [0, 1 / 3, 2 / 3, 1], atol=0.01)
