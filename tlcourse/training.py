@@ -119,6 +119,42 @@ def _check_batch(x: torch.Tensor) -> None:
         )
 
 
+#: What a device raises when it runs out of memory (torch < 2.5 has only the CUDA name).
+_OOM_ERRORS: tuple[type[BaseException], ...] = (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    # Apple's MPS backend reports exhaustion as a plain RuntimeError.
+    return isinstance(exc, _OOM_ERRORS) or (
+        isinstance(exc, RuntimeError) and "MPS backend out of memory" in str(exc)
+    )
+
+
+def _out_of_memory(
+    device: torch.device, batch_size: int, doing: str, advice: str = "", note: str = ""
+) -> CourseError:
+    """The error for an exhausted device: what ran out, during what, and the batch size to try.
+
+    Called *outside* the ``except`` block that caught the out-of-memory error, so the new
+    error does not keep the old traceback (and, through its frames, the tensors that filled
+    the memory) alive in a notebook's ``sys.last_value``.
+    """
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    half = batch_size // 2
+    if not advice:
+        advice = (
+            f"Use batch_size={half} (half of {batch_size}); halve it again if this repeats."
+            if half >= 1
+            else "batch_size is already 1: use a smaller image_size or a smaller backbone."
+        )
+    return CourseError(
+        f"Out of memory on {device} while {doing} with batch_size={batch_size}. {advice}{note} "
+        "Other models still held by this kernel use memory too: delete them (del model) or "
+        "restart the kernel."
+    )
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -133,8 +169,28 @@ def evaluate(
     """Loss, accuracy, and every prediction of ``model`` on ``data`` (in eval mode).
 
     Returns ``{"loss", "acc", "probs" (N, C), "preds" (N,), "labels" (N,)}`` as CPU tensors.
+    Running out of device memory raises a :class:`CourseError` suggesting half the batch size.
     """
     device = pick_device(device)
+    try:
+        return _evaluate(model, data, batch_size, device, criterion, progress, channels_last)
+    except Exception as exc:
+        if not _is_out_of_memory(exc):
+            raise
+    raise _out_of_memory(device, batch_size, f"evaluating {len(data)} images")  # see _out_of_memory
+
+
+@torch.no_grad()
+def _evaluate(
+    model: nn.Module,
+    data: Dataset,
+    batch_size: int,
+    device: torch.device,
+    criterion: nn.Module | None,
+    progress: bool,
+    channels_last: bool | None,
+) -> dict[str, Any]:
+    """:func:`evaluate` without the out-of-memory translation (``fit`` adds its own)."""
     criterion = criterion or nn.CrossEntropyLoss()
     was_training = model.training
     channels_last = _use_channels_last(model, channels_last)
@@ -269,8 +325,11 @@ def fit(
     if history.best_epoch is not None:
         epochs_without_improvement = history.records[-1]["epoch"] - history.best_epoch
     epoch_bar = tqdm(range(start_epoch, epochs + 1), desc=label or "epochs", disable=not progress)
+    val_batch_size = max(batch_size, 64)
+    doing, out_of_memory = "", False
     try:
         for epoch in epoch_bar:
+            doing = f"training epoch {epoch}"
             t0 = time.perf_counter()
             train_loader.generator.manual_seed(seed + epoch)
             model.train()
@@ -311,8 +370,8 @@ def fit(
                 "lr": float(optimizer.param_groups[0]["lr"]),
             }
             if val_data is not None:
-                ev = evaluate(model, val_data, batch_size=max(batch_size, 64), device=device, criterion=criterion,
-                              channels_last=channels_last)
+                doing = f"validating epoch {epoch}"
+                ev = _evaluate(model, val_data, val_batch_size, device, criterion, False, channels_last)
                 record["val_loss"], record["val_acc"] = ev["loss"], ev["acc"]
                 if ev["loss"] < best_loss - 1e-6:
                     best_loss, history.best_epoch = ev["loss"], epoch
@@ -350,8 +409,21 @@ def fit(
             + (f" (checkpoint: {ckpt}; continue with resume=True)." if ckpt else "."),
             stacklevel=2,
         )
+    except Exception as exc:
+        if not _is_out_of_memory(exc):
+            raise
+        out_of_memory = True
     finally:
         epoch_bar.close()
+    if out_of_memory:  # raised outside the except block: see _out_of_memory
+        saved = (f" The checkpoint of epoch {history.records[-1]['epoch']} is in {ckpt}: continue "
+                 "from it with resume=True." if ckpt is not None and history.records else "")
+        if doing.startswith("validating"):
+            advice = (f"Validation runs in batches of max(batch_size, 64) = {val_batch_size} images"
+                      + (f"; use batch_size={batch_size // 2}." if batch_size > 64 else
+                         ", which needs less memory than training; use a smaller image_size."))
+            raise _out_of_memory(device, batch_size, doing, advice, saved)
+        raise _out_of_memory(device, batch_size, doing, note=saved)
     if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     return history
