@@ -212,9 +212,16 @@ def locate(name: str) -> Path:
         base = package_data_dir(info)
         if base is not None and _present(info, base):
             return base
+        # A classroom pack (`tlcourse unpack`) installs a copy as <data dir>/<root>/, for a
+        # machine whose package is missing or damaged and that cannot reach PyPI.
+        copies = [d / info.root for d in data_search_dirs()]
+        for copy in copies:
+            if _present(info, copy):
+                return copy
         raise AssetNotFoundError(
             f"Dataset {name!r} comes from the PyPI package elpv-dataset, which is "
-            f"{'damaged' if base else 'not installed'}. Install it with "
+            f"{'damaged' if base else 'not installed'}, and no copy was found in "
+            f"{', '.join(str(c) for c in copies)}. Install it with "
             "`pip install --force-reinstall elpv-dataset` (or `tlcourse unpack FILE` from a "
             "classroom pack)."
         )
