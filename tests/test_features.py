@@ -1,0 +1,84 @@
+"""Cached features and activations: same numbers as the model, computed once."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tlcourse.data import train_transform
+from tlcourse.errors import CourseError
+from tlcourse.features import (
+    clear_memory_cache,
+    extract_features,
+    logistic_regression,
+    probe_stages,
+    train_linear_head,
+)
+from tlcourse.models import create_model, freeze, get_spec, pooled_features, replace_head, split_at
+from tlcourse.paths import subcache
+from tlcourse.training import evaluate
+
+
+@pytest.fixture(scope="module")
+def model():
+    m, _ = create_model("mobilenet_v2", 15, seed=0)
+    freeze(m)
+    return m.eval()
+
+
+def test_features_equal_the_models_own_and_are_cached(model, small_plants):
+    feats = extract_features(model, small_plants, progress=False)
+    x = torch.stack([small_plants[i][0] for i in range(4)])
+    with torch.no_grad():
+        direct = pooled_features(model, x)
+    assert torch.allclose(feats.features[:4], direct, atol=1e-4)
+    assert feats.features.shape == (len(small_plants), 1280)
+    assert extract_features(model, small_plants, progress=False) is feats  # memory cache
+    assert (subcache("features") / f"{feats.key}.pt").is_file()
+    clear_memory_cache()
+    from_disk = extract_features(model, small_plants, progress=False)
+    assert from_disk is not feats and torch.equal(from_disk.features, feats.features)
+
+
+def test_cache_key_changes_with_weights_and_images(model, small_plants):
+    a = extract_features(model, small_plants, progress=False)
+    b = extract_features(model, small_plants.subset(range(10)), progress=False)
+    other, _ = create_model("mobilenet_v2", 15, pretrained=False)
+    c = extract_features(other, small_plants, progress=False)
+    assert len({a.key, b.key, c.key}) == 3
+
+
+def test_augmented_images_cannot_be_cached(model, small_plants):
+    pre = get_spec("mobilenet_v2").preprocessing.at(64)
+    with pytest.raises(CourseError, match="one random augmentation"):
+        extract_features(model, small_plants.with_transform(train_transform(pre, "standard", 64)))
+    with pytest.raises(CourseError, match="raw uint8"):
+        extract_features(model, small_plants.with_transform(None))
+
+
+def test_linear_head_on_features_equals_the_whole_model(model, small_plants):
+    feats = extract_features(model, small_plants, progress=False)
+    head, history = train_linear_head(feats, feats, epochs=5, seed=0)
+    on_features = evaluate(head, feats, device="cpu")["acc"]
+    replace_head(model, head)
+    on_images = evaluate(model, small_plants, device="cpu")["acc"]
+    assert on_features == pytest.approx(on_images, abs=1 / len(small_plants) + 1e-9)
+    assert history.final["train_acc"] > 0.5
+    assert logistic_regression(feats, feats)["train_acc"] > 0.9
+
+
+def test_boundary_activations_feed_the_top(model, small_plants):
+    acts = extract_features(model, small_plants, stage="stage4", progress=False)
+    assert acts.features.ndim == 4 and acts.features.shape[1] == 96
+    bottom, top = split_at(model, "stage4")
+    x = torch.stack([small_plants[i][0] for i in range(3)])
+    with torch.no_grad():
+        assert torch.allclose(top(acts.features[:3]), model(x), atol=1e-4)
+    with pytest.raises(CourseError, match="Valid stages"):
+        extract_features(model, small_plants, stage="stage9")
+
+
+def test_probe_every_stage(model, small_plants):
+    table = probe_stages(model, small_plants, small_plants, progress=False)
+    assert list(table["stage"]) == ["stem", "stage1", "stage2", "stage3", "stage4", "stage5", "top"]
+    assert table["dim"].tolist() == [16, 24, 32, 64, 96, 160, 1280]
+    assert table["acc"].between(0, 1).all() and table["acc"].iloc[-1] > 3 / 15
