@@ -43,14 +43,16 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="execute the course notebooks with papermill")
-    p.add_argument("--profile", default="classroom", help="smoke | classroom | full")
+    p.add_argument("--profile", default="classroom",
+                   help="smoke | classroom | full (defined in notebooks/profiles.yaml)")
     p.add_argument("--only", default=None, help="run only notebooks whose name contains PATTERN")
     p.add_argument("--out", default=None, help="output directory (default runs/<timestamp>/)")
     p.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
                    help="override a notebook parameter (repeatable)")
     p.add_argument("--exercises", action="store_true", help="also run the exercise notebooks")
-    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
-    p.add_argument("--kernel", default="python3", help="Jupyter kernel name")
+    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (0: no limit)")
+    p.add_argument("--kernel", default=None,
+                   help="Jupyter kernel name (default: 'tlcourse' if registered by scripts/setup.sh, else 'python3')")
     p.set_defaults(func=_handler("tlcourse.runner", "cli_run"))
 
 

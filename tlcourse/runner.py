@@ -518,6 +518,15 @@ def plan_run(
         )
 
 
+def default_kernel() -> str:
+    """``tlcourse`` (the kernel scripts/setup.sh registers for the course's own environment)
+    when installed, else ``python3``. Naming the course's kernel avoids running the notebooks
+    in whatever Python another ``python3`` kernel spec on the machine points at."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return "tlcourse" if "tlcourse" in KernelSpecManager().find_kernel_specs() else "python3"
+
+
 def _check_kernel(kernel: str) -> None:
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -900,6 +909,6 @@ def cli_run(args: Any) -> int:
         parameters=list(args.parameter or []),
         exercises=bool(args.exercises),
         timeout=args.timeout,
-        kernel=args.kernel,
+        kernel=args.kernel or default_kernel(),
     )
     return 1 if summary.failed else 0
