@@ -19,12 +19,12 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_path
 from .errors import AssetNotFoundError, ChecksumError
 
 
@@ -111,15 +111,8 @@ def seed_hub_cache(weight: WeightFile = MOBILENET_V2) -> Path:
             f"installed package is damaged or a different release. Reinstall it with "
             f"`{weight.install_hint()} --force-reinstall`."
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{weight.name}.", suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target
 
 

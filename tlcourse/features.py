@@ -11,8 +11,6 @@ classifier on each stage's pooled features: how "ready" each depth's features ar
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from . import atomic
 from .device import pick_device
 from .errors import CourseError
 from .models.backbones import spec_for, stage_sequence
@@ -76,17 +75,6 @@ def _check_cacheable(data: Dataset) -> None:
             "epoch. Extract features with eval_transform(preprocessing), or train end-to-end "
             "with fit() to benefit from augmentation."
         )
-
-
-def _atomic_save(obj: Any, path: os.PathLike) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".feat.", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @torch.inference_mode()
@@ -160,7 +148,7 @@ def extract_features(
         model.train(was_training)
     result = FeatureSet(torch.cat(feats), torch.cat(labels), list(getattr(data, "classes", [])), key or "")
     if key is not None:
-        _atomic_save({"features": result.features, "labels": result.labels, "classes": result.classes}, subcache("features") / f"{key}.pt")
+        atomic.torch_save({"features": result.features, "labels": result.labels, "classes": result.classes}, subcache("features") / f"{key}.pt")
         _MEMORY[key] = result
     return result
 

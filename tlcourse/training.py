@@ -18,7 +18,6 @@ import contextlib
 import copy
 import math
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -31,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from . import atomic
 from .device import pick_device
 from .errors import CourseError, InvalidParameterError
 
@@ -217,18 +217,6 @@ def _evaluate(
     return {"loss": total_loss / len(t), "acc": float((preds == t).float().mean()), "probs": p, "preds": preds, "labels": t}
 
 
-def _atomic_save(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _params_missing_from(optimizer: torch.optim.Optimizer, model: nn.Module) -> list[str]:
     in_opt = {id(p) for g in optimizer.param_groups for p in g["params"]}
     return [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in in_opt]
@@ -383,7 +371,7 @@ def fit(
             history.records.append(record)
             epoch_bar.set_postfix({k: round(v, 3) for k, v in record.items() if k.endswith(("loss", "acc"))})
             if ckpt is not None:
-                _atomic_save(
+                atomic.torch_save(
                     {
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),

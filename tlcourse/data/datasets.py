@@ -9,9 +9,7 @@ normalisation happens last, with the backbone's own statistics.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from .. import atomic
 from ..errors import CourseError, InvalidParameterError
 from ..paths import subcache
 from .registry import DatasetInfo, get_info, locate
@@ -164,17 +163,6 @@ def decode_images(paths: Sequence[Path], size: int, *, desc: str = "decoding ima
     return out
 
 
-def _atomic_torch_save(obj: object, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _cached(key: str, build: Callable[[], dict]) -> dict:
     path = subcache("tensors") / f"{key}.pt"
     if path.is_file():
@@ -183,7 +171,7 @@ def _cached(key: str, build: Callable[[], dict]) -> dict:
         except Exception:  # a damaged cache entry is rebuilt, never trusted
             path.unlink(missing_ok=True)
     payload = build()
-    _atomic_torch_save(payload, path)
+    atomic.torch_save(payload, path)
     return payload
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -193,7 +192,7 @@ def load_backbone(name: str, pretrained: bool = True) -> nn.Module:
     ``pretrained=False`` gives the same architecture with random weights: the "from scratch"
     baseline of the course's experiments.
     """
-    spec = get_spec(name)
+    get_spec(name)  # unknown names fail here, with the list of valid ones
     if name == "efficientnet_lite0":
         model = _load_efficientnet_lite0(pretrained)
     else:
