@@ -117,9 +117,10 @@ def test_summary_records_failure_and_continues(cli_run):
     # notebook default < profile defaults < profile notebooks: glob < -p
     assert alpha["parameters"] == {"epochs": 1, "name": "from-profile", "lr": 0.5}
     values = alpha["results"]["values"]
+    # cwd is the run's own folder: files a notebook writes never land in the source tree
     assert values == {
         "epochs": 1, "lr": 0.5, "name": "from-profile", "n_per_class": 4,
-        "headless": "1", "cwd": "notebooks", "score": 0.5, "curve": [0, 1, 2],
+        "headless": "1", "cwd": out.name, "score": 0.5, "curve": [0, 1, 2],
     }
     assert alpha["results"]["figures"] == {"curve": "01_alpha.curve.png"}
     assert (out / "01_alpha.curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -10,8 +10,10 @@ results are reproduced (``--profile full``). It
    unknown name or a value of the wrong type fails in a second, not after an hour of training
    (papermill itself would only warn and inject the typo),
 3. executes the notebooks in numeric order into a fresh output directory (the sources are
-   never written), each with ``cwd`` = the notebook's own directory and the environment
-   variables ``TLCOURSE_HEADLESS=1`` and ``TLCOURSE_RESULTS=<out>/<stem>.results.json``,
+   never written), each with ``cwd`` = its folder in the output directory (so files a notebook
+   writes, such as an exported model, land in the run, never in the course's source tree) and
+   the environment variables ``TLCOURSE_HEADLESS=1``, ``TLCOURSE_RESULTS=<out>/<stem>.results.json``
+   and ``TLCOURSE_BANKS`` (the course's question banks, found from the source tree),
 4. keeps going after a failure, and writes ``summary.json`` (machine-readable) and
    ``report.md`` (for people) from what the notebooks recorded with :mod:`tlcourse.results`.
 """
@@ -635,13 +637,16 @@ def _error_line(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-def _execute(nb: CourseNotebook, out: Path, kernel: str, timeout: int | None) -> NotebookResult:
+def _execute(nb: CourseNotebook, out: Path, kernel: str, timeout: int | None, root: Path) -> NotebookResult:
     import papermill
 
     output = nb.output_in(out)
     results_file = nb.results_in(out)
     output.parent.mkdir(parents=True, exist_ok=True)
     env = {HEADLESS_ENV: "1", RESULTS_ENV: str(results_file.resolve())}
+    banks = root / "exercises" / "banks"
+    if banks.is_dir() and not os.environ.get("TLCOURSE_BANKS"):
+        env["TLCOURSE_BANKS"] = str(banks.resolve())
     error = None
     start = time.perf_counter()
     with _environment(env):
@@ -651,7 +656,7 @@ def _execute(nb: CourseNotebook, out: Path, kernel: str, timeout: int | None) ->
                 str(output),
                 parameters=dict(nb.parameters),
                 kernel_name=kernel,
-                cwd=str(nb.path.parent),
+                cwd=str(output.parent),
                 execution_timeout=timeout,
                 progress_bar=False,
                 log_output=False,
@@ -804,7 +809,7 @@ def run_course(
     bar = tqdm(selected, desc="notebooks", unit="nb", disable=not progress)
     for nb in bar:
         bar.set_postfix_str(nb.label)
-        result = _execute(nb, out_path, kernel, cell_timeout)
+        result = _execute(nb, out_path, kernel, cell_timeout, plan.root)
         summary.notebooks.append(result)
         # Written after every notebook, so an interrupted run still leaves a usable summary.
         write_json_atomic(out_path / "summary.json", summary.to_json())
