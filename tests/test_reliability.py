@@ -353,6 +353,82 @@ def test_elpv_copy_from_a_pack_is_found_when_the_package_is_missing(
     assert locate("elpv") == copy
 
 
+# ================================================================ bad input: predict
+
+
+def _tiny_export(path: Path, class_names: list[str]) -> Path:
+    """A real (small) exported classifier: torch.export program + tlcourse metadata."""
+    from tlcourse.export import export_model
+    from tlcourse.models import Preprocessing
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(4, len(class_names)))
+    return export_model(net, path, class_names=class_names, preprocessing=Preprocessing().at(32),
+                        provenance={"dataset": "plantvillage (3 classes)"})
+
+
+@pytest.mark.parametrize("kind", ["training checkpoint", "image", "classroom pack"])
+def test_predict_refuses_a_file_that_is_not_a_tlcourse_export(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tlcourse.training import fit
+
+    leaf = photos(CLASSES[0], 0, 1)[0]
+    if kind == "training checkpoint":  # what fit(checkpoint_path=...) leaves: the likeliest mix-up
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
+        data = torch.utils.data.TensorDataset(torch.randn(6, 3, 4, 4), torch.tensor([0, 1, 2] * 2))
+        fit(model, data, epochs=1, device="cpu", checkpoint_path=tmp_path / "ckpt.pt", progress=False)
+        model_file = tmp_path / "ckpt.pt"
+        expected = "it was written by torch.save (a state_dict or checkpoint)"
+    elif kind == "image":
+        model_file = tmp_path / "model.pt2"
+        shutil.copyfile(leaf, model_file)
+        expected = "it is not a model archive at all"
+    else:
+        from tlcourse.pack import build_pack
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TORCH_HOME", str(tmp_path / "torch"))
+            model_file = build_pack(tmp_path / "pack.tar", assets=["pneumoniamnist"], progress=False).path
+        expected = "it is"  # zip tools see the .npz inside the tar: "a zip archive without a model"
+    before = snapshot(tmp_path)
+    assert main(["predict", "--model", str(model_file), str(leaf)]) == 2
+    captured = capsys.readouterr()
+    assert f"tlcourse predict: {model_file} is not a tlcourse model export: {expected}" in captured.err
+    assert "tlcourse.export.export_model(model, path, ...)" in captured.err  # what to do
+    assert captured.out == ""  # no half CSV
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.xfail(strict=True, raises=IndexError, reason=(
+    "tlcourse.export does not check that an export's class names match its network's outputs: "
+    "predict fails with IndexError (reported to the export owner; remove this mark with the fix)"))
+def test_predict_refuses_an_export_whose_class_names_do_not_match_its_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zipfile
+
+    from tlcourse.export import METADATA_FILE
+
+    good = _tiny_export(tmp_path / "leaves.pt2", ["healthy", "late blight", "bacterial spot"])
+    other = tmp_path / "ants_bees.pt2"  # the metadata of a 2-class model on a 3-output network
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(other, "w") as out:
+        for item in src.infolist():
+            raw = src.read(item.filename)
+            if item.filename.endswith(f"extra/{METADATA_FILE}"):
+                meta = json.loads(raw)
+                meta["class_names"] = ["ant", "bee"]
+                raw = json.dumps(meta).encode()
+            out.writestr(item, raw)
+    leaf = photos(CLASSES[0], 0, 1)[0]
+    assert main(["predict", "--model", str(good), str(leaf)]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(other), str(leaf)]) == 2
+    err = capsys.readouterr().err
+    assert str(other) in err and "ant, bee" in err and "3" in err
+
+
 # ========================================================== bad input: devices and memory
 
 
