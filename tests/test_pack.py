@@ -252,6 +252,36 @@ def test_unpack_replaces_a_damaged_cached_file(small_pack: Path, machine: dict[s
     assert sorted(p.name for p in npz.parent.iterdir()) == ["pneumoniamnist.npz"]
 
 
+class _PowerCut(BaseException):
+    """The laptop dies while files are being moved into place."""
+
+
+def test_unpack_interrupted_while_installing_puts_the_cache_back(
+    small_pack: Path, machine: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tlcourse import pack as pack_module
+
+    npz = machine["cache"] / "data" / "pneumoniamnist" / "pneumoniamnist.npz"
+    npz.parent.mkdir(parents=True)
+    npz.write_bytes(b"an older, damaged copy")
+    before = snapshot(machine["cache"], machine["torch"])
+    real_place, placed = pack_module._place, []
+
+    def place_then_die(staged: Path, target: Path) -> None:
+        if placed:  # the weights went in; the power goes while the dataset file is moved
+            raise _PowerCut()
+        real_place(staged, target)
+        placed.append(target)
+
+    monkeypatch.setattr(pack_module, "_place", place_then_die)
+    with pytest.raises(_PowerCut):
+        unpack(small_pack, progress=False)
+    assert placed == [machine["hub"] / assets.MOBILENET_V2.name]
+    assert snapshot(machine["cache"], machine["torch"]) == before  # weights removed, old copy back
+    monkeypatch.setattr(pack_module, "_place", real_place)
+    assert unpack(small_pack, progress=False).installed == {"mobilenet_v2": 1, "pneumoniamnist": 1}
+
+
 def _damage_member(pack: Path, member: str, tmp_path: Path) -> Path:
     damaged = copy_of(pack, tmp_path, "damaged.tar")
     with tarfile.open(damaged, "r:") as tar:
