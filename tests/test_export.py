@@ -280,3 +280,17 @@ def test_newer_format_and_damaged_metadata(leaf_export: LeafExport, tmp_path: Pa
     _rewrite_metadata(leaf_export.path, edited,
                       lambda data: json.dumps({**json.loads(data), "class_names": ["only one"]}).encode())
     assert "class names are invalid" in _message(edited)
+    mismatched = tmp_path / "mismatched.pt2"  # metadata of a 14-class model on a 15-output network
+    _rewrite_metadata(leaf_export.path, mismatched,
+                      lambda data: json.dumps({**json.loads(data), "class_names": leaf_export.class_names[:14]}).encode())
+    text = _message(mismatched)
+    assert "names 14 classes" in text and "outputs 15 scores" in text and "export the model again" in text
+    resized = tmp_path / "resized.pt2"  # preprocessing edited to a size the network was not exported at
+
+    def crop_96(data: bytes) -> bytes:
+        meta = json.loads(data)
+        meta["preprocessing"]["crop_size"] = 96
+        return json.dumps(meta).encode()
+
+    _rewrite_metadata(leaf_export.path, resized, crop_96)
+    assert "does not accept the 96x96 px images" in _message(resized)

@@ -313,6 +313,30 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return metadata
 
 
+def _check_network_matches(module: nn.Module, names: list[str], pre: Preprocessing, path: Path) -> None:
+    """One forward pass on a blank image: the network must take the recorded size and give one
+    score per recorded class name. Otherwise predictions would be mislabelled (or crash), so
+    an edited or mixed-up file is refused at load time rather than trusted."""
+    size = pre.crop_size
+    try:
+        with torch.inference_mode():
+            out = module(torch.zeros(1, 3, size, size))
+    except Exception as exc:  # torch's guard errors vary by version
+        raise CourseError(
+            f"{path}: the network does not accept the {size}x{size} px images its recorded preprocessing "
+            f"makes ({exc.__class__.__name__}). The metadata was edited or belongs to another model; "
+            "export the model again."
+        ) from exc
+    width = out.shape[1] if isinstance(out, torch.Tensor) and out.ndim == 2 else None
+    if width != len(names):
+        shown = ", ".join(names) if len(names) <= 6 else ", ".join(names[:5]) + f", ... ({len(names)} names)"
+        raise CourseError(
+            f"{path} names {len(names)} classes ({shown}) but its network outputs "
+            f"{width if width is not None else 'no'} scores per image: the predictions would be mislabelled. "
+            "The metadata was edited or belongs to another model; export the model again."
+        )
+
+
 def _recorded_class_names(metadata: Mapping[str, Any], path: Path) -> list[str]:
     try:
         return _check_class_names(metadata.get("class_names"))
@@ -411,6 +435,7 @@ def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
             f"damaged or was written by an incompatible PyTorch (this is {torch.__version__}); export it again."
         ) from exc
     module = program.module()
+    _check_network_matches(module, names, pre, path)
     return ExportedModel(
         path=path,
         model=module,
