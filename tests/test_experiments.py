@@ -1,0 +1,133 @@
+"""tlcourse.experiments on real data: the strategies train what they say, the budget is shared, seeds matter.
+
+Runs use PneumoniaMNIST (decoded from one small npz) at 32 px with a few images per class and one
+epoch, so every strategy's code path runs on real X-rays in a few seconds.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+import torch
+
+from tlcourse import experiments
+from tlcourse.errors import CourseError, InvalidParameterError
+from tlcourse.experiments import Budget, run_grid, run_strategy
+
+DATASET = "pneumoniamnist"
+
+
+@pytest.fixture(scope="module")
+def budget() -> Budget:
+    return Budget(image_size=32, epochs=1, batch_size=8, lr=1e-3, test_images=24, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def grid(budget) -> tuple[pd.DataFrame, list[experiments.Run]]:
+    return run_grid([DATASET], [3], list(experiments.STRATEGIES), [0, 1], budget, progress=False, keep_runs=True)
+
+
+def test_budget_rejects_bad_values():
+    with pytest.raises(InvalidParameterError, match="epochs"):
+        Budget(epochs=0)
+    with pytest.raises(CourseError, match="stage1"):
+        Budget(partial_from="stem")  # nothing would stay frozen: that is full fine-tuning
+    with pytest.raises(CourseError, match="Valid"):
+        Budget(partial_from="stage9")
+    assert Budget(partial_from="stage5").boundary == "stage4"
+    assert Budget(partial_from="top").boundary == "stage5"
+
+
+def test_unknown_strategy_and_dataset_are_named(budget):
+    with pytest.raises(CourseError, match="'fine_tune'.*linear_probe"):
+        run_strategy("fine_tune", DATASET, 3, 0, budget)
+    with pytest.raises(CourseError, match="pneumonia"):
+        run_grid(["pneumonia"], [3], ["linear_probe"], [0], budget, progress=False)
+    with pytest.raises(InvalidParameterError, match="seeds"):
+        run_grid([DATASET], [3], ["linear_probe"], [], budget, progress=False)
+
+
+def test_every_strategy_runs_on_the_same_test_images(grid, budget):
+    table, runs = grid
+    assert len(table) == 8 and set(table["strategy"]) == set(experiments.STRATEGIES)
+    test = experiments.load_task(DATASET, budget).test
+    assert len(test) == 24
+    for run in runs:
+        assert torch.equal(run.labels, test.labels)
+        assert run.probs.shape == (24, 2)
+        assert torch.allclose(run.probs.sum(1), torch.ones(24), atol=1e-4)
+        assert run.n_train == 6 and run.train_counts == {"normal": 3, "pneumonia": 3}
+        assert 0.0 <= run.acc <= 1.0 and run.seconds > 0
+
+
+def test_trainable_parameters_follow_the_strategy(grid):
+    table, _ = grid
+    params = table.groupby("strategy")["trainable_params"].first()
+    # MobileNetV2 with a 2-class head: head 1280*2+2; partial = stage5 + top + head; full = everything.
+    assert params["linear_probe"] == 2562
+    assert params["partial"] == 795264 + 886080 + 2562
+    assert params["full"] == params["scratch"] == 2226434
+
+
+def _run(runs, strategy: str, seed: int) -> experiments.Run:
+    return next(r for r in runs if r.strategy == strategy and r.seed == seed)
+
+
+def test_seeds_change_training_images_but_a_seed_repeats_exactly(grid, budget):
+    _, runs = grid
+    again = run_strategy("partial", DATASET, 3, 0, budget)
+    assert torch.allclose(again.probs, _run(runs, "partial", 0).probs, atol=1e-6)  # CPU + same seed: same numbers
+    assert not torch.allclose(again.probs, _run(runs, "partial", 1).probs)
+
+
+def test_balanced_accuracy_is_the_mean_of_class_recalls():
+    labels = torch.tensor([0, 0, 0, 0, 1])
+    probs = torch.tensor([[0.9, 0.1]] * 5)  # always class 0
+    run = experiments.Run("x", "different", "full", 2, 0, 4, 1, 0.1, probs, labels, ["a", "b"])
+    assert run.acc == pytest.approx(0.8)
+    assert run.balanced_acc == pytest.approx(0.5)
+
+
+def test_natural_balance_sample_and_class_weights(grid, budget):
+    with pytest.raises(InvalidParameterError, match="either"):
+        run_strategy("linear_probe", DATASET, 3, 0, budget, max_train=20)
+    with pytest.raises(InvalidParameterError, match="class_weights"):
+        run_strategy("linear_probe", DATASET, 3, 0, budget, class_weights=[1.0])
+    plain = run_strategy("linear_probe", DATASET, None, 0, budget, max_train=20)
+    assert plain.n_train == 20 and plain.n_per_class is None
+    heavy = run_strategy("linear_probe", DATASET, None, 0, budget, max_train=20, class_weights=[1.0, 50.0])
+    # Weighting "pneumonia" 50x pushes the probe's probabilities towards it.
+    assert heavy.probs[:, 1].mean() > plain.probs[:, 1].mean()
+    weighted_net = run_strategy("partial", DATASET, 3, 0, budget, class_weights=torch.tensor([1.0, 50.0]))
+    assert weighted_net.probs[:, 1].mean() > _run(grid[1], "partial", 0).probs[:, 1].mean()
+
+
+def test_summaries_tables_and_plots(grid):
+    table, _ = grid
+    summary = experiments.summarise(table, "acc")
+    assert list(summary.index.get_level_values("strategy")) == list(experiments.STRATEGIES)
+    row = summary.loc[(DATASET, 3, "full")]
+    values = table.loc[table["strategy"] == "full", "acc"]
+    assert row["mean"] == pytest.approx(values.mean()) and row["std"] == pytest.approx(values.std())
+    assert row["seeds"] == 2
+    matrix = experiments.decision_table(table, "balanced_acc")
+    assert list(matrix.index) == list(experiments.STRATEGIES.values())
+    assert list(matrix.columns) == [f"{DATASET} (different), 3/class"]
+    with pytest.raises(CourseError, match="metric"):
+        experiments.summarise(table, "f1")
+    fig = experiments.plot_strategies(table, DATASET, 3)
+    assert len(fig.axes[0].patches) == 4
+    with pytest.raises(CourseError, match="3/class"):
+        experiments.plot_strategies(table, DATASET, 10)
+    plt.close("all")
+
+
+def test_explore_headless_shows_the_default_view(grid, monkeypatch):
+    table, _ = grid
+    monkeypatch.setenv("TLCOURSE_HEADLESS", "1")
+    fig = experiments.explore(table)
+    assert DATASET in fig.axes[0].get_title()
+    monkeypatch.setenv("TLCOURSE_HEADLESS", "0")
+    widget = experiments.explore(table)
+    assert type(widget).__name__ == "VBox"
+    plt.close("all")
