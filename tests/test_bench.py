@@ -78,7 +78,7 @@ def test_measure_latency_summarises_and_restores_the_model(mobilenet, small_plan
 def test_measure_latency_keeps_a_channels_last_model_channels_last(mobilenet):
     mobilenet.to(memory_format=torch.channels_last)  # as fit() leaves it
     try:
-        measure_latency(mobilenet, 32, repeats=1, warmup=0, channels_last=False)
+        measure_latency(mobilenet, 32, repeats=1, warmup=0, channels_last=False, threads=1)
         first_conv = next(p for p in mobilenet.parameters() if p.ndim == 4)
         assert first_conv.is_contiguous(memory_format=torch.channels_last) and not first_conv.is_contiguous()
     finally:
@@ -86,7 +86,7 @@ def test_measure_latency_keeps_a_channels_last_model_channels_last(mobilenet):
 
 
 def test_throughput_is_images_per_second(mobilenet):
-    assert throughput(mobilenet, 32, batch_size=2, repeats=2, warmup=0) > 0
+    assert throughput(mobilenet, 32, batch_size=2, repeats=2, warmup=0, threads=1) > 0
 
 
 def test_measure_latency_refuses_bad_input(mobilenet, small_plants):

@@ -61,6 +61,19 @@ def _first_conv_is_channels_last(model: nn.Module) -> bool | None:
     return None
 
 
+def _set_mode(model: nn.Module, training: bool) -> None:
+    """``model.train(training)``, except for modules that refuse to change mode.
+
+    A network loaded from a ``torch.export`` file (``tlcourse.export.load_exported``) is a
+    graph captured in eval mode; it raises ``NotImplementedError`` on ``eval()``/``train()``
+    and always runs as exported, which is what a timing of it should see.
+    """
+    try:
+        model.train(training)
+    except NotImplementedError:
+        pass
+
+
 def _input_batch(
     images: torch.Tensor | None, image_size: int | None, batch_size: int, seed: int
 ) -> torch.Tensor:
@@ -136,7 +149,8 @@ def measure_latency(
     times: list[float] = []
     with torch_threads(threads) as used_threads:
         try:
-            model.eval().to(device)
+            _set_mode(model, False)
+            model.to(device)
             model.to(memory_format=layout)
             x = x.contiguous(memory_format=layout)
             sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -150,7 +164,7 @@ def measure_latency(
                     sync()
                     times.append(time.perf_counter() - start)
         finally:
-            model.train(was_training)
+            _set_mode(model, was_training)
             model.to(home)
             if was_channels_last is not None:
                 model.to(memory_format=torch.channels_last if was_channels_last else torch.contiguous_format)
