@@ -131,3 +131,21 @@ def test_explore_headless_shows_the_default_view(grid, monkeypatch):
     widget = experiments.explore(table)
     assert type(widget).__name__ == "VBox"
     plt.close("all")
+
+
+def test_recalibrated_bn_statistics_are_those_of_the_training_images(budget):
+    from tlcourse.experiments import _recalibrate_bn, load_task, training_sample
+    from tlcourse.models import create_model
+
+    train = training_sample(load_task(DATASET, budget), 3, 0)
+    model, _ = create_model("mobilenet_v2", 2)
+    model.eval()
+    conv, bn = model.features[0][0], model.features[0][1]
+    imagenet_mean = bn.running_mean.clone()
+    _recalibrate_bn(model, train, torch.device("cpu"))
+    with torch.no_grad():
+        x = torch.stack([train[i][0] for i in range(len(train))])
+        expected = conv(x).mean(dim=(0, 2, 3))
+    assert torch.allclose(bn.running_mean, expected, atol=1e-4)
+    assert not torch.allclose(bn.running_mean, imagenet_mean, atol=1e-2)
+    assert bn.momentum == 0.1 and not model.training  # restored afterwards

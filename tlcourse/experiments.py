@@ -23,6 +23,11 @@ The four strategies, from least to most trained:
 The three network strategies use :func:`tlcourse.training.fit` with ``epochs``, ``lr`` and
 ``batch_size`` from the :class:`Budget`, no augmentation (cached activations cannot be
 augmented, so nobody gets it) and no early stopping: the test images never choose an epoch.
+After training, their BatchNorm running statistics are re-estimated on the training images
+(``torch.optim.swa_utils.update_bn``; ``Budget.recalibrate_bn``). With a few dozen steps the
+running averages still remember ImageNet (or, from scratch, their initial values), and a
+model evaluated with them predicts almost one class for every image: the test would measure
+that lag, not the strategy.
 The train/test split is fixed by ``Budget.split_seed``; a run's ``seed`` picks its training
 images, the new head's initial weights and the batch order, so the spread over seeds shows
 how much of a difference is luck.
@@ -88,6 +93,7 @@ class Budget:
     partial_from: str = "stage5"
     device: str | torch.device = "auto"
     split_seed: int = 0
+    recalibrate_bn: bool = True
 
     def __post_init__(self) -> None:
         check_parameters(
@@ -228,6 +234,16 @@ def _probe(train_feats, test_feats, weights: torch.Tensor | None) -> torch.Tenso
     return torch.from_numpy(probs)
 
 
+def _recalibrate_bn(module: nn.Module, train: Any, device: torch.device) -> None:
+    """Re-estimate BatchNorm running statistics on the training data (no gradients, no weight change)."""
+    from torch.optim.swa_utils import update_bn
+    from torch.utils.data import DataLoader
+
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+        with torch.no_grad():
+            update_bn(DataLoader(train, batch_size=64, shuffle=False), module, device=device)
+
+
 def run_strategy(
     strategy: str,
     dataset: str,
@@ -273,10 +289,14 @@ def run_strategy(
         train_acts = extract_features(model, train, stage=budget.boundary, device=device, progress=progress)
         test_acts = extract_features(model, task.test, stage=budget.boundary, device=device, progress=progress)
         fit(top, train_acts, **fit_args)
+        if budget.recalibrate_bn:
+            _recalibrate_bn(top, train_acts, device)
         probs = evaluate(top, test_acts, device=device)["probs"]
         trainable = sum(p.numel() for p in top.parameters() if p.requires_grad)
     else:  # full fine-tuning or from scratch: every layer trains
         fit(model, train, **fit_args)
+        if budget.recalibrate_bn:
+            _recalibrate_bn(model, train, device)
         probs = evaluate(model, task.test, device=device)["probs"]
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     seconds = time.perf_counter() - start
