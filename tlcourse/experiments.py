@@ -411,7 +411,7 @@ def plot_strategies(runs: pd.DataFrame, dataset: str, n_per_class: int, metric: 
     ax.set_ylim(0, 1.02)
     ax.set_ylabel(f"test {METRICS.get(metric, metric)}")
     seeds = cell["seed"].nunique()
-    ax.set_title(f"{column_label(runs, dataset, n_per_class)}: mean of {seeds} seed(s)"
+    ax.set_title(f"{column_label(runs, dataset, n_per_class)}\nmean of {seeds} seed(s)"
                  + (", bar = +-1 std, dots = seeds" if seeds > 1 else ""), fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
