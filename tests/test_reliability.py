@@ -401,9 +401,6 @@ def test_predict_refuses_a_file_that_is_not_a_tlcourse_export(
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.xfail(strict=True, raises=IndexError, reason=(
-    "tlcourse.export does not check that an export's class names match its network's outputs: "
-    "predict fails with IndexError (reported to the export owner; remove this mark with the fix)"))
 def test_predict_refuses_an_export_whose_class_names_do_not_match_its_outputs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -26,6 +26,7 @@ from tlcourse.cli import main
 from tlcourse.errors import CourseError, InvalidParameterError
 from tlcourse.runner import (
     declared_parameters,
+    default_kernel,
     find_root,
     load_profiles,
     parse_assignment,
@@ -100,7 +101,8 @@ def test_summary_records_failure_and_continues(cli_run):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["profile"] == "smoke"
     assert summary["parameters"] == {"lr": 0.5}
-    assert summary["timeout"] == 120 and summary["kernel"] == "python3"
+    # no --kernel given: the course's own kernel when scripts/setup.sh registered it, else python3
+    assert summary["timeout"] == 120 and summary["kernel"] == default_kernel()
     assert summary["started"] <= summary["finished"]
     boom, alpha = summary["notebooks"]
     assert [boom["name"], alpha["name"]] == ["00_boom.ipynb", "01_alpha.ipynb"]
