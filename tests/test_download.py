@@ -255,6 +255,22 @@ def test_download_many_one_corrupt_among_several(
     assert (tmp_path / bad_rel).read_bytes() == (DATA / bad_rel).read_bytes()
 
 
+def test_download_many_gives_up_early_when_the_source_is_unreachable(tmp_path: Path) -> None:
+    """Offline, a dataset of many files must fail in seconds, not after one request per file."""
+    files = plantvillage_files(40)
+    dead = closed_port_url().split("/pneumoniamnist/")[0]  # http://127.0.0.1:PORT
+    items = [(f"{dead}/{rel}", tmp_path / rel, sha, size) for rel, sha, size in files]
+    with pytest.raises(DownloadError) as info:
+        download_many(items, "PlantVillage", progress=False, workers=2, give_up_after=4)
+    message = str(info.value)
+    tried = len(info.value.failures)
+    assert 4 <= tried < 40  # the running downloads finish, the queued ones are never started
+    assert message.startswith(f"The first {tried} of 40 files could not be downloaded")
+    assert f"the other {40 - tried} were not tried" in message
+    assert "TLCOURSE_MIRROR" in message and "tlcourse unpack" in message
+    assert not any(tmp_path.rglob("*.jpg"))
+
+
 def test_download_many_rejects_duplicate_destinations(tmp_path: Path) -> None:
     (rel, sha, size), = plantvillage_files(1)
     item = ("http://127.0.0.1:9/a", tmp_path / "same.jpg", sha, size)
