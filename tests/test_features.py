@@ -82,3 +82,19 @@ def test_probe_every_stage(model, small_plants):
     assert list(table["stage"]) == ["stem", "stage1", "stage2", "stage3", "stage4", "stage5", "top"]
     assert table["dim"].tolist() == [16, 24, 32, 64, 96, 160, 1280]
     assert table["acc"].between(0, 1).all() and table["acc"].iloc[-1] > 3 / 15
+
+
+def test_the_model_can_be_fine_tuned_after_extraction_and_probing(small_plants):
+    """Lesson 07's order of work: features first, then unfreeze and train the same model.
+    Moving modules inside inference_mode would have turned the weights into inference tensors."""
+    from tlcourse.models import unfreeze_top
+
+    m, _ = create_model("mobilenet_v2", 15, seed=0)
+    freeze(m)
+    extract_features(m, small_plants, cache=False, progress=False)
+    probe_stages(m, small_plants.subset(range(30)), small_plants.subset(range(30)), progress=False)
+    assert not any(p.is_inference() for p in m.parameters())
+    unfreeze_top(m, 2)
+    x = torch.stack([small_plants[i][0] for i in range(4)])
+    m.train()(x).sum().backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)

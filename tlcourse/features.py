@@ -77,7 +77,6 @@ def _check_cacheable(data: Dataset) -> None:
         )
 
 
-@torch.inference_mode()
 def extract_features(
     model: nn.Module,
     data: Dataset,
@@ -94,6 +93,10 @@ def extract_features(
     ``stage="stage4"``: the raw activations after that stage (N, C, H, W), to train the rest
     of the network on with :func:`tlcourse.models.split_at`'s ``top``.
     Results are cached in memory and under ``TLCOURSE_CACHE/features``.
+
+    Only the forward passes run under ``torch.inference_mode``: moving the modules to the
+    device or to channels-last inside it would turn their parameters into inference tensors,
+    and the same model could then never be unfrozen and fine-tuned.
     """
     _check_cacheable(data)
     seq = stage_sequence(model)
@@ -133,15 +136,16 @@ def extract_features(
     feats, labels = [], []
     try:
         batches = tqdm(iterate_batches(data, batch_size), desc=f"features ({stage or 'penultimate'})", disable=not progress, leave=False)
-        for x, y in batches:
-            x = x.to(device)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            out = bottom(x)
-            if stage is None:
-                out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
-            feats.append(out.float().contiguous().cpu())
-            labels.append(y)
+        with torch.inference_mode():
+            for x, y in batches:
+                x = x.to(device)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                out = bottom(x)
+                if stage is None:
+                    out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
+                feats.append(out.float().contiguous().cpu())
+                labels.append(y)
     finally:
         if channels_last:
             bottom.to(memory_format=torch.contiguous_format)
@@ -205,17 +209,17 @@ def _labels_of(data: Dataset) -> torch.Tensor:
     return torch.as_tensor(labels)
 
 
-@torch.inference_mode()
 def _pooled_by_stage(model: nn.Module, data: Dataset, batch_size: int, device: torch.device, progress: bool) -> dict[str, torch.Tensor]:
     seq = stage_sequence(model)
     names = list(seq)[:-1]
-    model.eval().to(device)
+    model.eval().to(device)  # outside inference_mode, so the parameters stay trainable tensors
     out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    for x, _ in tqdm(iterate_batches(data, batch_size), desc="probing stages", disable=not progress, leave=False):
-        h = x.to(device)
-        for n in names:
-            h = seq[n](h)
-            out[n].append(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1).float().cpu())
+    with torch.inference_mode():
+        for x, _ in tqdm(iterate_batches(data, batch_size), desc="probing stages", disable=not progress, leave=False):
+            h = x.to(device)
+            for n in names:
+                h = seq[n](h)
+                out[n].append(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1).float().cpu())
     return {n: torch.cat(v) for n, v in out.items()}
 
 
