@@ -43,7 +43,7 @@ def plain_forward(bottom: nn.Module, images: torch.Tensor, normalize, batch_size
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0], image_size=128, n_per_class=50, batch_size=64, repeats=2).parse_args()
+    args = parser(__doc__.splitlines()[0], image_size=128, n_per_class=50, batch_size=32, repeats=2).parse_args()
     if args.quick:
         args.image_size, args.n_per_class, args.repeats, args.threads = 64, 1, 1, 1
     header("extract_features (cold cache) vs a plain forward pass", args)

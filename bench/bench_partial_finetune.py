@@ -58,8 +58,8 @@ def main() -> None:
         _, top = split_at(model, args.boundary)
         with cold_feature_cache():
             (atr, ava), extract_s = timed(lambda: (
-                extract_features(model, train, stage=args.boundary, batch_size=64, device="cpu", progress=False),
-                extract_features(model, val, stage=args.boundary, batch_size=64, device="cpu", progress=False),
+                extract_features(model, train, stage=args.boundary, batch_size=args.batch_size, device="cpu", progress=False),
+                extract_features(model, val, stage=args.boundary, batch_size=args.batch_size, device="cpu", progress=False),
             ))
             history, top_s = timed(lambda: fit(top, atr, ava, epochs=args.epochs, lr=lr, batch_size=args.batch_size,
                                                device="cpu", progress=False, seed=0))

@@ -26,6 +26,7 @@ SCRIPTS = {
     "bench_extraction.py": "extract_vs_forward",
     "bench_partial_finetune.py": "partial_finetune_speedup",
     "bench_throughput.py": "channels_last_speedup",
+    "bench_allocator.py": "allocator_speedup",
 }
 RATIO_LINE = re.compile(r"^ratio ([a-z_]+)=(\d+\.\d+)$")
 
