@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from filesnap import course_sources, snapshot
 from tlcourse import __version__, assets
 from tlcourse.cli import main
 from tlcourse.data.registry import DATASETS, get_info, locate
@@ -41,26 +42,6 @@ NPZ_MEMBER = "data/pneumoniamnist/pneumoniamnist.npz"
 WEIGHTS_MEMBER = "weights/mobilenet_v2-b0353104.pth"
 
 pytestmark = pytest.mark.skipif(not (DATA / "pneumoniamnist").is_dir(), reason=f"course data folder {DATA} missing")
-
-
-def course_sources() -> dict[str, str]:
-    """The sources a smoke run of lesson 00 reads, and the names in notebooks/ (other lessons
-    are being written while the tests run, so their bytes are not compared)."""
-    folder = REPO / "notebooks"
-    files = (folder / "00_golden_rule.ipynb", folder / "profiles.yaml")
-    written = sorted(p.name for p in folder.iterdir()
-                     if p.name in ("summary.json", "report.md") or p.name.endswith(".results.json"))
-    return {**{str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}, "run outputs": str(written)}
-
-
-def snapshot(*roots: Path) -> dict[str, str]:
-    """Every file and folder under ``roots`` -> sha256 of its bytes ("dir" for folders)."""
-    out: dict[str, str] = {}
-    for root in roots:
-        if root.exists():
-            for path in sorted(root.rglob("*")):
-                out[str(path)] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
 
 
 def sha256(path: Path) -> str:

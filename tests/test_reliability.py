@@ -28,6 +28,7 @@ import pytest
 import torch
 
 from loopback_server import LoopbackServer, loopback_server, shared_data_dir  # noqa: F401
+from filesnap import course_sources, snapshot
 from tlcourse import assets, results
 from tlcourse.cli import main
 from tlcourse.data import download as dl
@@ -56,28 +57,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def course_sources() -> dict[str, str]:
-    """The sources a smoke run of lesson 00 reads, and the names in notebooks/ (other lessons
-    are being written while the tests run, so their bytes are not compared)."""
-    folder = REPO / "notebooks"
-    files = (folder / "00_golden_rule.ipynb", folder / "profiles.yaml")
-    written = sorted(p.name for p in folder.iterdir()
-                     if p.name in ("summary.json", "report.md") or p.name.endswith(".results.json"))
-    return {**{str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}, "run outputs": str(written)}
-
-
-def snapshot(*roots: Path) -> dict[str, str]:
-    """Every file and folder under ``roots`` -> sha256 of its bytes ("dir" for folders)."""
-    out: dict[str, str] = {}
-    for root in roots:
-        if not root.exists():
-            continue
-        for path in sorted(root.rglob("*")):
-            key = str(path)
-            out[key] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
 
 
 def photos(cls: str, start: int, n: int) -> list[Path]:
