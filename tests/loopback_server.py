@@ -40,6 +40,14 @@ import pytest
 LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 
 
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released): connections are refused,
+    which is what a machine without network sees."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def shared_data_dir() -> Path:
     """The course's read-only data folder: ``TLCOURSE_DATA``, else ``../shared/data``."""
     value = os.environ.get("TLCOURSE_DATA")

@@ -5,13 +5,12 @@ socket; the server's switches make it corrupt, cut short, stall or ignore ``Rang
 """
 from __future__ import annotations
 
-import socket
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from loopback_server import LoopbackServer, loopback_server, serve_directory, shared_data_dir  # noqa: F401
+from loopback_server import LoopbackServer, closed_port, loopback_server, serve_directory, shared_data_dir  # noqa: F401
 from tlcourse.data import download as dl
 from tlcourse.data.download import (
     DownloadError,
@@ -54,11 +53,8 @@ def _fast_and_unmirrored(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def closed_port_url() -> str:
-    """A loopback URL on a port nobody listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/pneumoniamnist/pneumoniamnist.npz"
+    """A loopback URL on a port nobody listens on."""
+    return f"http://127.0.0.1:{closed_port()}/pneumoniamnist/pneumoniamnist.npz"
 
 
 # --- one file ------------------------------------------------------------------------------
@@ -258,7 +254,7 @@ def test_download_many_one_corrupt_among_several(
 def test_download_many_gives_up_early_when_the_source_is_unreachable(tmp_path: Path) -> None:
     """Offline, a dataset of many files must fail in seconds, not after one request per file."""
     files = plantvillage_files(40)
-    dead = closed_port_url().split("/pneumoniamnist/")[0]  # http://127.0.0.1:PORT
+    dead = f"http://127.0.0.1:{closed_port()}"
     items = [(f"{dead}/{rel}", tmp_path / rel, sha, size) for rel, sha, size in files]
     with pytest.raises(DownloadError) as info:
         download_many(items, "PlantVillage", progress=False, workers=2, give_up_after=4)

