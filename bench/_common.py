@@ -90,6 +90,24 @@ def plants(image_size: int, backbone: str, n_per_class: int, *, n_val: int | Non
     return train, val
 
 
+def penultimate(model: torch.nn.Module) -> torch.nn.Sequential:
+    """Every stage but the head: the layers ``extract_features`` runs."""
+    from tlcourse.models import stage_sequence
+
+    return torch.nn.Sequential(*list(stage_sequence(model).values())[:-1])
+
+
+@torch.inference_mode()
+def plain_forward(bottom: torch.nn.Module, images: torch.Tensor, normalize, batch_size: int) -> torch.Tensor:
+    """The physical floor of feature extraction: normalise, forward, pool, batch by batch
+    (channels-last input; put ``bottom`` in channels-last first for the fast path)."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = normalize(images[start:start + batch_size]).contiguous(memory_format=torch.channels_last)
+        out.append(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(bottom(x), 1), 1))
+    return torch.cat(out)
+
+
 @contextlib.contextmanager
 def cold_feature_cache() -> Iterator[Path]:
     """An empty ``TLCOURSE_CACHE`` (and empty in-memory cache) for timing a cold extraction.

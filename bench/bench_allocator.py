@@ -44,21 +44,17 @@ def tune_glibc_malloc() -> bool:
 def child(tuned: bool, image_size: int, n_per_class: int, batch_size: int, threads: int, repeats: int) -> dict:
     applied = tune_glibc_malloc() if tuned else False
     import torch
-    from torch import nn
 
-    from _common import plants, torch_threads
-    from tlcourse.models import create_model, get_spec, stage_sequence
+    from _common import penultimate, plain_forward, plants, torch_threads
+    from tlcourse.models import create_model, get_spec
 
     images, _ = plants(image_size, "mobilenet_v2", n_per_class)
     pre = get_spec("mobilenet_v2").preprocessing.at(image_size)
     model, _ = create_model("mobilenet_v2", images.num_classes)
-    bottom = nn.Sequential(*list(stage_sequence(model).values())[:-1]).eval().to(memory_format=torch.channels_last)
+    bottom = penultimate(model).eval().to(memory_format=torch.channels_last)
 
     def one_pass() -> None:
-        with torch.inference_mode():
-            for start in range(0, len(images), batch_size):
-                x = pre.normalize(images.images[start:start + batch_size]).contiguous(memory_format=torch.channels_last)
-                bottom(x)
+        plain_forward(bottom, images.images, pre.normalize, batch_size)
 
     best = None
     with torch_threads(threads):

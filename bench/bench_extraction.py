@@ -18,28 +18,24 @@ import io
 from typing import Any
 
 import torch
-from torch import nn
 
-from _common import best_of, cold_feature_cache, footer, header, parser, plants, print_ratio, timed, torch_threads
+from _common import (
+    best_of,
+    cold_feature_cache,
+    footer,
+    header,
+    parser,
+    penultimate,
+    plain_forward,
+    plants,
+    print_ratio,
+    timed,
+    torch_threads,
+)
 
 from tlcourse.features import _module_digest, extract_features
-from tlcourse.models import create_model, get_spec, stage_sequence
+from tlcourse.models import create_model, get_spec
 from tlcourse.training import iterate_batches
-
-
-def penultimate(model: nn.Module) -> nn.Sequential:
-    """Every stage but the head: the layers ``extract_features`` runs."""
-    stages = list(stage_sequence(model).values())[:-1]
-    return nn.Sequential(*stages)
-
-
-@torch.inference_mode()
-def plain_forward(bottom: nn.Module, images: torch.Tensor, normalize, batch_size: int) -> torch.Tensor:
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = normalize(images[start:start + batch_size]).contiguous(memory_format=torch.channels_last)
-        out.append(torch.flatten(nn.functional.adaptive_avg_pool2d(bottom(x), 1), 1))
-    return torch.cat(out)
 
 
 def main() -> None:
@@ -73,7 +69,7 @@ def main() -> None:
                        args.repeats)
         # the plumbing, piece by piece
         _, fingerprint_s = timed(images.fingerprint)
-        modules = list(stage_sequence(model).values())[:-1]
+        modules = list(bottom)  # the modules extract_features digests for its cache key
         _, digest_s = timed(lambda: _module_digest(modules))
         _, loader_s = timed(lambda: sum(len(y) for _, y in iterate_batches(images, args.batch_size)))
         _, vector_norm_s = timed(lambda: [pre.normalize(images.images[i:i + args.batch_size])
