@@ -24,6 +24,7 @@ from . import atomic
 from .device import pick_device
 from .errors import CourseError
 from .models.backbones import spec_for, stage_sequence
+from .models.folding import fold_batchnorm
 from .paths import subcache
 from .training import History, fit, iterate_batches
 
@@ -94,9 +95,11 @@ def extract_features(
     of the network on with :func:`tlcourse.models.split_at`'s ``top``.
     Results are cached in memory and under ``TLCOURSE_CACHE/features``.
 
-    Only the forward passes run under ``torch.inference_mode``: moving the modules to the
-    device or to channels-last inside it would turn their parameters into inference tensors,
-    and the same model could then never be unfrozen and fine-tuned.
+    The passes run a BatchNorm-folded copy of the frozen stages
+    (:func:`tlcourse.models.folding.fold_batchnorm`: the same function with one pass over
+    the activations fewer per BatchNorm; see ``bench/README.md``), in channels-last memory on the CPU, under ``torch.inference_mode``. ``model``
+    itself only moves to ``device``, outside inference mode: inside it, its parameters would
+    become inference tensors and the same model could never be unfrozen and fine-tuned.
     """
     _check_cacheable(data)
     seq = stage_sequence(model)
@@ -126,30 +129,30 @@ def extract_features(
             except Exception:
                 path.unlink(missing_ok=True)
     device = pick_device(device)
-    bottom = nn.Sequential(*modules)
     was_training = model.training
     model.eval()
-    bottom.to(device)
+    try:
+        for m in modules:
+            m.to(device)
+        # a BatchNorm-folded copy runs the same function faster; the model itself is untouched
+        bottom = nn.Sequential(*(fold_batchnorm(m) for m in modules))
+    finally:
+        model.train(was_training)
     channels_last = device.type == "cpu"
     if channels_last:
         bottom.to(memory_format=torch.channels_last)
     feats, labels = [], []
-    try:
-        batches = tqdm(iterate_batches(data, batch_size), desc=f"features ({stage or 'penultimate'})", disable=not progress, leave=False)
-        with torch.inference_mode():
-            for x, y in batches:
-                x = x.to(device)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                out = bottom(x)
-                if stage is None:
-                    out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
-                feats.append(out.float().contiguous().cpu())
-                labels.append(y)
-    finally:
-        if channels_last:
-            bottom.to(memory_format=torch.contiguous_format)
-        model.train(was_training)
+    batches = tqdm(iterate_batches(data, batch_size), desc=f"features ({stage or 'penultimate'})", disable=not progress, leave=False)
+    with torch.inference_mode():
+        for x, y in batches:
+            x = x.to(device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            out = bottom(x)
+            if stage is None:
+                out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
+            feats.append(out.float().contiguous().cpu())
+            labels.append(y)
     result = FeatureSet(torch.cat(feats), torch.cat(labels), list(getattr(data, "classes", [])), key or "")
     if key is not None:
         atomic.torch_save({"features": result.features, "labels": result.labels, "classes": result.classes}, subcache("features") / f"{key}.pt")
@@ -213,12 +216,13 @@ def _pooled_by_stage(model: nn.Module, data: Dataset, batch_size: int, device: t
     seq = stage_sequence(model)
     names = list(seq)[:-1]
     model.eval().to(device)  # outside inference_mode, so the parameters stay trainable tensors
+    folded = {n: fold_batchnorm(seq[n]) for n in names}
     out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     with torch.inference_mode():
         for x, _ in tqdm(iterate_batches(data, batch_size), desc="probing stages", disable=not progress, leave=False):
             h = x.to(device)
             for n in names:
-                h = seq[n](h)
+                h = folded[n](h)
                 out[n].append(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1).float().cpu())
     return {n: torch.cat(v) for n, v in out.items()}
 

@@ -1,5 +1,6 @@
-"""Pretrained backbones (:mod:`.backbones`), their preprocessing (:mod:`.preprocessing`) and
-freezing / unfreezing by stage (:mod:`.freezing`)."""
+"""Pretrained backbones (:mod:`.backbones`), their preprocessing (:mod:`.preprocessing`),
+freezing / unfreezing by stage (:mod:`.freezing`) and BatchNorm folding for frozen
+inference (:mod:`.folding`)."""
 from .backbones import (
     OFFLINE_BACKBONES,
     SPECS,
@@ -20,6 +21,7 @@ from .backbones import (
     stage_of_parameters,
     stage_sequence,
 )
+from .folding import fold_batchnorm
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from .freezing import (
     FreezingError,
