@@ -99,7 +99,7 @@ def penultimate(model: torch.nn.Module) -> torch.nn.Sequential:
 
 @torch.inference_mode()
 def plain_forward(bottom: torch.nn.Module, images: torch.Tensor, normalize, batch_size: int) -> torch.Tensor:
-    """The physical floor of feature extraction: normalise, forward, pool, batch by batch
+    """One plain pass of feature extraction: normalise, forward, pool, batch by batch
     (channels-last input; put ``bottom`` in channels-last first for the fast path)."""
     out = []
     for start in range(0, len(images), batch_size):
