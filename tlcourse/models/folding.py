@@ -44,7 +44,8 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     does, and each of the two modules is called exactly once; anything else is left as it is.
     ``module`` itself is not changed. A module that :mod:`torch.fx` cannot trace (Python
     control flow that depends on the input) comes back as an unfolded copy: the same function,
-    only without the speed-up.
+    only without the speed-up. The folded copy is a flat :class:`torch.fx.GraphModule`: forward
+    hooks registered on the original's blocks do not run in it.
     """
     if any(m.training for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)):
         raise CourseError(
