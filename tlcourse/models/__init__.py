@@ -1,6 +1,6 @@
 """Pretrained backbones (:mod:`.backbones`), their preprocessing (:mod:`.preprocessing`),
-freezing / unfreezing by stage (:mod:`.freezing`) and BatchNorm folding for frozen
-inference (:mod:`.folding`)."""
+freezing / unfreezing by stage (:mod:`.freezing`), BatchNorm folding for frozen
+inference (:mod:`.folding`) and test-time augmentation (:mod:`.test_time_augmentation`)."""
 from .backbones import (
     OFFLINE_BACKBONES,
     SPECS,
@@ -22,6 +22,7 @@ from .backbones import (
     stage_sequence,
 )
 from .folding import fold_batchnorm
+from .test_time_augmentation import FlipAverage
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from .freezing import (
     FreezingError,
