@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from tlcourse.errors import CourseError
-from tlcourse.models import create_model, fold_batchnorm, stage_sequence
+from tlcourse.models import create_model, fold_batchnorm, split_at
 
 
 def _batchnorms(module: nn.Module) -> int:
@@ -17,7 +17,7 @@ def _batchnorms(module: nn.Module) -> int:
 def test_folded_backbone_computes_the_same_features_without_batchnorm(backbone, small_plants):
     model, _ = create_model(backbone, 15, seed=0)
     model.eval()
-    bottom = nn.Sequential(*list(stage_sequence(model).values())[:-1])
+    bottom, _ = split_at(model, "top")  # every stage below the head
     before = {k: v.clone() for k, v in bottom.state_dict().items()}
     folded = fold_batchnorm(bottom)
     assert _batchnorms(bottom) > 40 and _batchnorms(folded) == 0

@@ -97,9 +97,10 @@ def extract_features(
 
     The passes run a BatchNorm-folded copy of the frozen stages
     (:func:`tlcourse.models.folding.fold_batchnorm`: the same function with one pass over
-    the activations fewer per BatchNorm; see ``bench/README.md``), in channels-last memory on the CPU, under ``torch.inference_mode``. ``model``
-    itself only moves to ``device``, outside inference mode: inside it, its parameters would
-    become inference tensors and the same model could never be unfrozen and fine-tuned.
+    the activations fewer per BatchNorm; see ``bench/README.md``), in channels-last memory
+    on the CPU, under ``torch.inference_mode``. ``model`` itself only moves to ``device``,
+    outside inference mode: inside it, its parameters would become inference tensors and the
+    same model could never be unfrozen and fine-tuned.
     """
     _check_cacheable(data)
     seq = stage_sequence(model)
@@ -212,17 +213,14 @@ def _labels_of(data: Dataset) -> torch.Tensor:
     return torch.as_tensor(labels)
 
 
-def _pooled_by_stage(model: nn.Module, data: Dataset, batch_size: int, device: torch.device, progress: bool) -> dict[str, torch.Tensor]:
-    seq = stage_sequence(model)
-    names = list(seq)[:-1]
-    model.eval().to(device)  # outside inference_mode, so the parameters stay trainable tensors
-    folded = {n: fold_batchnorm(seq[n]) for n in names}
-    out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+def _pooled_by_stage(stages: dict[str, nn.Module], data: Dataset, batch_size: int, device: torch.device, progress: bool) -> dict[str, torch.Tensor]:
+    """Each stage's globally pooled output for every image, running ``stages`` in order."""
+    out: dict[str, list[torch.Tensor]] = {n: [] for n in stages}
     with torch.inference_mode():
         for x, _ in tqdm(iterate_batches(data, batch_size), desc="probing stages", disable=not progress, leave=False):
             h = x.to(device)
-            for n in names:
-                h = folded[n](h)
+            for n, stage in stages.items():
+                h = stage(h)
                 out[n].append(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1).float().cpu())
     return {n: torch.cat(v) for n, v in out.items()}
 
@@ -251,10 +249,14 @@ def probe_stages(
     device = pick_device(device)
     was_training = model.training
     try:
-        tr = _pooled_by_stage(model, train, batch_size, device, progress)
-        te = _pooled_by_stage(model, test, batch_size, device, progress)
+        model.eval().to(device)  # outside inference_mode, so the parameters stay trainable tensors
+        seq = stage_sequence(model)
+        # folded once, for both splits
+        stages = {n: fold_batchnorm(seq[n]) for n in list(seq)[:-1]}
     finally:
         model.train(was_training)
+    tr = _pooled_by_stage(stages, train, batch_size, device, progress)
+    te = _pooled_by_stage(stages, test, batch_size, device, progress)
     ytr, yte = _labels_of(train), _labels_of(test)
     classes = list(getattr(train, "classes", []))
     rows = []
