@@ -23,6 +23,7 @@ import ast
 import difflib
 import fnmatch
 import json
+import logging
 import os
 import re
 import sys
@@ -227,8 +228,114 @@ class DeclaredParameter:
         return isinstance(value, self.types)
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """``name = value`` in a parameters cell as Python's parser reads it."""
+
+    name: str
+    source: str  # the value's source text
+    line: int  # 1-based, in the cell
+
+
+def parameters_cell(nb: Any) -> Any | None:
+    """The first cell tagged ``parameters`` (the one papermill reads and injects after)."""
+    return next((c for c in nb.cells if "parameters" in (c.metadata.get("tags") or [])), None)
+
+
+def _parse_cell(source: str) -> ast.Module:
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        # A magic (%matplotlib inline) is not Python; IPython turns it into a call first.
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        try:
+            return ast.parse(TransformerManager().transform_cell(source))
+        except SyntaxError:
+            pass
+        raise
+
+
+def cell_assignments(source: str) -> dict[str, Assignment]:
+    """The names a parameters cell assigns at top level, read with Python's own parser.
+
+    papermill reads the cell line by line with a regular expression instead; the runner holds
+    the two readings against each other (:func:`declared_parameters`), because a name that
+    papermill misses is one no profile and no ``-p`` can ever set. Raises ``SyntaxError``.
+    """
+    found: dict[str, Assignment] = {}
+    for node in _parse_cell(source).body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        text = ast.get_source_segment(source, value) or ast.unparse(value)
+        for target in targets:
+            if isinstance(target, ast.Name):
+                found[target.id] = Assignment(target.id, text, node.lineno)
+    return found
+
+
+def _same_value_source(a: str, b: str) -> bool:
+    try:
+        return ast.dump(ast.parse(a.strip(), mode="eval")) == ast.dump(ast.parse(b.strip(), mode="eval"))
+    except SyntaxError:
+        return False
+
+
+def _misreadings(source: str, papermill_view: Mapping[str, Mapping[str, Any]],
+                 python_view: Mapping[str, Assignment]) -> list[str]:
+    """Where papermill's reading of a parameters cell differs from Python's."""
+    lines = source.splitlines()
+    problems = []
+    missing: dict[int, list[str]] = {}
+    for name, assignment in python_view.items():
+        if name not in papermill_view:
+            missing.setdefault(assignment.line, []).append(repr(name))
+    for line, names in sorted(missing.items()):
+        problems.append(f"line {line} ({lines[line - 1].strip()}): papermill cannot see "
+                        f"{', '.join(names)}")
+    for name, info in papermill_view.items():
+        default = str(info.get("default", ""))
+        if name not in python_view:
+            problems.append(f"papermill reads a parameter {name!r} = {default} that the cell "
+                            "does not assign")
+        elif not _same_value_source(default, python_view[name].source):
+            assignment = python_view[name]
+            problems.append(f"line {assignment.line}: papermill reads {name} = {default} where "
+                            f"Python reads {name} = {assignment.source}")
+    return problems
+
+
+class _DropUnparsedLines(logging.Filter):
+    """Hide papermill's "Unable to parse line N" while the runner inspects: the runner finds the
+    same lines itself and refuses the notebook with a message that says what to change."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unable to parse line")
+
+
+@contextmanager
+def _quiet_papermill_parser() -> Iterator[None]:
+    logger = logging.getLogger("papermill.translators")
+    quiet = _DropUnparsedLines()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def declared_parameters(path: Path, kernel: str = "python3") -> dict[str, DeclaredParameter]:
-    """The parameters a notebook declares in its cell tagged ``parameters`` (empty if none)."""
+    """The parameters a notebook declares in its cell tagged ``parameters`` (empty if none).
+
+    The names are what papermill sees (it is papermill that injects the values), checked
+    against Python's own reading of the cell: a parameter papermill cannot see (an ``=`` in a
+    comment, two assignments on one line) is refused here, before any kernel starts, instead of
+    silently keeping its default whatever the profile or ``-p`` says.
+    """
     import nbformat
     import papermill
 
@@ -239,19 +346,38 @@ def declared_parameters(path: Path, kernel: str = "python3") -> dict[str, Declar
             f"Cannot read the notebook {path}: {exc}. Restore it from git (git checkout -- "
             f"{path.name}) or open and re-save it in Jupyter."
         ) from exc
-    if (nb.metadata.get("kernelspec") or {}).get("name"):
-        raw = papermill.inspect_notebook(str(path))
-    else:
-        # inspect_notebook needs the kernel name stored in the notebook; this one has none, so
-        # ask the translator papermill will use for the kernel we run it with.
-        from papermill.translators import papermill_translators
+    cell = parameters_cell(nb)
+    kernelspec = nb.metadata.get("kernelspec") or {}
+    language = (kernelspec.get("language")
+                or (nb.metadata.get("language_info") or {}).get("name", "python"))
+    with _quiet_papermill_parser():
+        if kernelspec.get("name"):
+            raw = papermill.inspect_notebook(str(path))
+        else:
+            # inspect_notebook needs the kernel name stored in the notebook; this one has none,
+            # so ask the translator papermill will use for the kernel we run it with.
+            from papermill.translators import papermill_translators
 
-        cells = [c for c in nb.cells if "parameters" in (c.metadata.get("tags") or [])]
-        language = (nb.metadata.get("language_info") or {}).get("name", "python")
-        raw = {}
-        if cells:
-            translator = papermill_translators.find_translator(kernel, language)
-            raw = {p.name: p._asdict() for p in translator.inspect(cells[0])}
+            raw = {}
+            if cell is not None:
+                translator = papermill_translators.find_translator(kernel, language)
+                raw = {p.name: p._asdict() for p in translator.inspect(cell)}
+    if cell is not None and language == "python":
+        try:
+            python_view = cell_assignments(cell.source)
+        except SyntaxError as exc:
+            raise CourseError(
+                f"The parameters cell of {path} is not valid Python (line {exc.lineno}: "
+                f"{exc.msg}). Fix it in Jupyter (the cell tagged 'parameters') and run again."
+            ) from exc
+        problems = _misreadings(cell.source, raw, python_view)
+        if problems:
+            raise CourseError(
+                f"{path}: papermill misreads the parameters cell, so no profile or -p value can "
+                f"set what it misses: {'; '.join(problems)}. papermill reads one "
+                "'name = value  # help' per line: use '=' only once per line (not in a "
+                "comment: write 'None: all' rather than 'None = all'), then run again."
+            )
     return {name: DeclaredParameter.from_inspection(info) for name, info in raw.items()}
 
 
