@@ -104,3 +104,13 @@ def test_a_parameters_cell_that_is_not_python_is_refused(tmp_path):
     with pytest.raises(CourseError, match=r"parameters cell of .*07_x.ipynb is not valid Python "
                                           r"\(line 2"):
         declared_parameters(path)
+
+
+def test_lesson_07_takes_n_per_class_from_the_profile_and_the_command_line():
+    from tlcourse.runner import prepare_run
+
+    smoke = prepare_run(REPO, profile="smoke", only="07_case")
+    assert [nb.label for nb in smoke.notebooks] == ["07_case_plant_disease.ipynb"]
+    assert smoke.notebooks[0].parameters["n_per_class"] == 8  # smoke's, not the whole split
+    given = prepare_run(REPO, profile="smoke", only="07_case", parameters=["n_per_class=20"])
+    assert given.notebooks[0].parameters["n_per_class"] == 20

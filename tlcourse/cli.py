@@ -43,8 +43,9 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="execute the course notebooks with papermill")
-    p.add_argument("--profile", default="classroom",
-                   help="smoke | classroom | full (defined in notebooks/profiles.yaml)")
+    p.add_argument("--profile", default=None,
+                   help="smoke | classroom | full (defined in notebooks/profiles.yaml; "
+                        "default classroom)")
     p.add_argument("--only", default=None, help="run only notebooks whose name contains PATTERN")
     p.add_argument("--out", default=None, help="output directory (default runs/<timestamp>/)")
     p.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
@@ -53,6 +54,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (0: no limit)")
     p.add_argument("--kernel", default=None,
                    help="Jupyter kernel name (default: 'tlcourse' if registered by scripts/setup.sh, else 'python3')")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="finish an interrupted run in DIR: rerun only the notebooks that are "
+                        "not ok, with the settings recorded in DIR/summary.json")
     p.set_defaults(func=_handler("tlcourse.runner", "cli_run"))
 
 

@@ -20,13 +20,20 @@ results are reproduced (``--profile full``). It
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
+import errno
 import fnmatch
 import json
 import logging
 import os
 import re
+import shlex
+import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -37,6 +44,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from .atomic import write_text as atomic_write_text
 from .errors import CourseError, InvalidParameterError, unknown_name
 from .params import COMMON_PARAMETERS, parameter_problems
 from .results import (
@@ -629,21 +637,31 @@ def plan_run(
                     put(name, value, f"{where}, notebooks {glob!r}")
         for name, value in overrides.items():
             put(name, value, f"-p {name}")
-        for name, value in nb.parameters.items():
-            declared = nb.declared[name]
-            if not declared.accepts(value):
-                problems.append(
-                    f"{nb.label}: parameter {name!r} expects {declared.type_label} (its default "
-                    f"is {declared.default_source}), got {_describe(value)} from "
-                    f"{nb.sources[name]}."
-                )
-        for problem in parameter_problems(nb.parameters):
-            name = problem.split("=", 1)[0]
-            problems.append(f"{nb.label}: {problem} (from {nb.sources[name]})")
+        problems += _value_problems(nb)
     if problems:
         raise InvalidParameterError(
             "Nothing was run; fix these parameter values first: " + " ".join(problems)
         )
+
+
+def _value_problems(nb: CourseNotebook) -> list[str]:
+    """What is wrong with the values about to be passed to ``nb`` (its ``parameters``, each
+    from ``sources[name]``): a name it does not declare, a wrong type, a value out of range."""
+    problems = []
+    for name, value in nb.parameters.items():
+        declared = nb.declared.get(name)
+        if declared is None:
+            problems.append(f"{nb.label} declares no parameter {name!r} (from {nb.sources[name]}).")
+        elif not declared.accepts(value):
+            problems.append(
+                f"{nb.label}: parameter {name!r} expects {declared.type_label} (its default "
+                f"is {declared.default_source}), got {_describe(value)} from "
+                f"{nb.sources[name]}."
+            )
+    for problem in parameter_problems(nb.parameters):
+        name = problem.split("=", 1)[0]
+        problems.append(f"{nb.label}: {problem} (from {nb.sources[name]})")
+    return problems
 
 
 def default_kernel() -> str:
@@ -667,25 +685,173 @@ def _check_kernel(kernel: str) -> None:
         )
 
 
+def _write_problem(path: Path, exc: OSError) -> str:
+    """Why a folder cannot be written, in words: the file in the way, read-only, permission."""
+    for ancestor in (path, *path.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                return f"{ancestor} is a file, not a folder"
+            break
+    if exc.errno == errno.EROFS:
+        return "it is on a read-only file system"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"permission denied ({exc.strerror})"
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full"
+    return exc.strerror or str(exc)
+
+
+def _check_writable(out: Path, what: str) -> None:
+    """Create and delete one empty file in ``out``: a folder that cannot take the run's results
+    is refused before an hour of training, not when the first summary is written."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".tlcourse-write-check-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CourseError(
+            f"Cannot write {what} to {out}: {_write_problem(out, exc)}. Pick a folder you can "
+            "write to with --out DIR (for example --out ~/tlcourse-runs/today)."
+        ) from exc
+
+
 def _prepare_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    """Create the empty output folder, or refuse (one clear reason, nothing left behind)."""
+    if out.exists() and not out.is_dir():
+        raise CourseError(
+            f"--out {out} is a file, not a folder. Pick another --out DIR, or omit --out to get "
+            "a fresh runs/<timestamp>/."
+        )
+    if out.exists() and any(out.iterdir()):
+        hint = ""
+        with contextlib.suppress(CourseError):
+            earlier = load_summary(out)
+            if earlier.not_started or earlier.failed:
+                hint = (f" If it is a run that was interrupted, finish it with: "
+                        f"{_resume_command(out)}.")
         raise CourseError(
             f"The output directory {out} already exists and is not empty; the runner never "
             "overwrites earlier results. Pick another --out DIR, or omit --out to get a fresh "
-            "runs/<timestamp>/."
+            f"runs/<timestamp>/.{hint}"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    missing = [folder for folder in (out, *out.parents) if not folder.exists()]
+    made: list[Path] = []
+    try:
+        for folder in reversed(missing):  # outermost first, so each mkdir says which one failed
+            folder.mkdir()
+            made.append(folder)
+        _check_writable(out, "the run's results")
+    except (OSError, CourseError) as exc:
+        for folder in reversed(made):  # nothing half-made stays behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(exc, CourseError):
+            raise
+        raise CourseError(
+            f"Cannot create the output folder {out}: {_write_problem(out, exc)}. Pick a folder "
+            "you can write to with --out DIR (for example --out ~/tlcourse-runs/today)."
+        ) from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Kernels: quiet, and stopped at once on Ctrl-C
+# --------------------------------------------------------------------------------------------
+# ipykernel logs this to its stderr at every start (the runner talks to its own kernels over
+# localhost). Once per notebook it buried the run's own lines; only this line is dropped.
+TCP_WARNING = "Kernel is running over TCP without encryption"
+_INTERRUPTED = threading.Event()  # set by the runner's Ctrl-C handler
+_KERNEL_MANAGER: type | None = None
+_LIVE_KERNELS: set[Any] = set()  # managers whose kernel was started and not yet shut down
+
+
+def _forward_stderr(pipe: Any, sink: TextIO) -> None:
+    """Copy a kernel's stderr to ours line by line, without the TCP warning."""
+    with pipe:
+        for raw in iter(pipe.readline, b""):
+            line = raw.decode("utf-8", errors="replace")
+            if TCP_WARNING in line:
+                continue
+            with contextlib.suppress(Exception):  # a closed terminal must not block the kernel
+                sink.write(line)
+                sink.flush()
+
+
+def _kernel_manager_class() -> type:
+    """The kernel manager papermill (nbclient) starts each notebook's kernel with.
+
+    It differs from jupyter_client's in two ways: the kernel's stderr goes through
+    :func:`_forward_stderr`, and a shutdown after Ctrl-C kills the kernel at once. The default
+    polite shutdown asks a kernel that is still busy with the interrupted cell to exit, which
+    printed twenty lines of the kernel's traceback over the runner's message.
+    """
+    global _KERNEL_MANAGER
+    if _KERNEL_MANAGER is None:
+        from jupyter_client.manager import AsyncKernelManager
+
+        class CourseKernelManager(AsyncKernelManager):
+            async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+                kw["stderr"] = subprocess.PIPE
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+                _LIVE_KERNELS.add(self)
+                process = getattr(self.provisioner, "process", None)
+                if process is not None and process.stderr is not None:
+                    threading.Thread(target=_forward_stderr, args=(process.stderr, sys.stderr),
+                                     name="tlcourse-kernel-stderr", daemon=True).start()
+
+            async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+                try:
+                    await super().shutdown_kernel(now=now or _INTERRUPTED.is_set(),
+                                                  restart=restart)
+                finally:
+                    _LIVE_KERNELS.discard(self)
+
+        _KERNEL_MANAGER = CourseKernelManager
+    return _KERNEL_MANAGER
+
+
+@contextmanager
+def _ctrl_c_stops_kernels() -> Iterator[None]:
+    """While notebooks run, Ctrl-C raises ``KeyboardInterrupt`` as usual and marks the run as
+    interrupted, so kernels are killed rather than politely asked to finish; a second Ctrl-C
+    while the runner cleans up and writes the summary is ignored (it takes a second)."""
+    _INTERRUPTED.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:  # started with Ctrl-C ignored (nohup, a background job)
+        yield
+        return
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        if not _INTERRUPTED.is_set():
+            _INTERRUPTED.set()
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _INTERRUPTED.clear()
 
 
 # --------------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------------
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.md"
+# A notebook's status: "ok", "failed" (it raised, timed out, its kernel died) or "interrupted"
+# (Ctrl-C while it ran). A notebook of the plan with no result yet has not started.
+STATUSES = ("ok", "failed", "interrupted")
+
+
 @dataclass
 class NotebookResult:
     """What happened to one notebook; ``output`` and figure paths are relative to the run."""
 
     name: str
-    status: str  # "ok" or "failed"
+    status: str  # one of STATUSES
     seconds: float
     output: str
     results: dict[str, Any]
@@ -702,12 +868,33 @@ class NotebookResult:
             "results": self.results,
             "error": self.error,
             "parameters": self.parameters,
+            "results_file": self.results_file,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NotebookResult:
+        output = str(data["output"])
+        default_results = Path(output).with_name(Path(output).stem + RESULTS_SUFFIX).as_posix()
+        return cls(
+            name=str(data["name"]),
+            status=str(data["status"]),
+            seconds=float(data["seconds"]),
+            output=output,
+            results=dict(data.get("results") or {}),
+            error=data.get("error"),
+            parameters=dict(data.get("parameters") or {}),
+            results_file=str(data.get("results_file") or default_results),
+        )
 
 
 @dataclass
 class RunSummary:
-    """The whole run, as written to ``summary.json``."""
+    """The whole run, as written to ``summary.json``.
+
+    Besides the results it records what ``tlcourse run --resume`` needs to finish an interrupted
+    run exactly as it was started: the course root and folders, the selection (``plan``: every
+    selected notebook in run order with the parameter values it gets) and the options.
+    """
 
     profile: str
     parameters: dict[str, Any]
@@ -718,22 +905,84 @@ class RunSummary:
     description: str = ""
     finished: str | None = None
     notebooks: list[NotebookResult] = field(default_factory=list)
+    root: Path | None = None
+    lessons_dir: Path | None = None
+    exercises_dir: Path | None = None
+    profiles_file: Path | None = None
+    only: str | None = None
+    exercises: bool = False
+    plan: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    interrupted: str | None = None  # the notebook Ctrl-C stopped (or the one after which)
+    resumed: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[NotebookResult]:
         return [nb for nb in self.notebooks if nb.status != "ok"]
 
+    @property
+    def not_started(self) -> list[str]:
+        ran = {nb.name for nb in self.notebooks}
+        return [name for name, _ in self.plan if name not in ran]
+
+    def record(self, result: NotebookResult) -> None:
+        """Add (or replace) one notebook's result, keeping the plan's order."""
+        order = [name for name, _ in self.plan]
+        self.notebooks = [nb for nb in self.notebooks if nb.name != result.name] + [result]
+        self.notebooks.sort(key=lambda nb: order.index(nb.name) if nb.name in order else len(order))
+
     def to_json(self) -> dict[str, Any]:
+        def path(value: Path | None) -> str | None:
+            return None if value is None else str(value)
+
         return {
             "profile": self.profile,
+            "description": self.description,
             "parameters": self.parameters,
             "started": self.started,
             "finished": self.finished,
+            "resumed": self.resumed,
+            "interrupted": self.interrupted,
             "out": str(self.out),
             "kernel": self.kernel,
             "timeout": self.timeout,
+            "root": path(self.root),
+            "lessons_dir": path(self.lessons_dir),
+            "exercises_dir": path(self.exercises_dir),
+            "profiles_file": path(self.profiles_file),
+            "only": self.only,
+            "exercises": self.exercises,
+            "plan": [{"name": name, "parameters": values} for name, values in self.plan],
+            "not_started": self.not_started,
             "notebooks": [nb.to_json() for nb in self.notebooks],
         }
+
+    def save(self) -> None:
+        write_json_atomic(self.out / SUMMARY_FILE, self.to_json())
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run; its summary and report are written. Still a ``KeyboardInterrupt``,
+    so a script that calls :func:`run_course` stops as it would on any Ctrl-C."""
+
+    def __init__(self, summary: RunSummary) -> None:
+        self.summary = summary
+        done = sum(nb.status == "ok" for nb in summary.notebooks)
+        super().__init__(
+            f"interrupted {_where_stopped(summary)}; {done} of {len(summary.plan)} notebook(s) "
+            f"finished, summary and report in {summary.out}. Resume with: "
+            f"{_resume_command(summary.out)}"
+        )
+
+
+def _where_stopped(summary: RunSummary) -> str:
+    """"during 03_freezing.ipynb", or "between notebooks" when Ctrl-C came between two."""
+    if summary.interrupted in {name for name, _ in summary.plan}:
+        return f"during {summary.interrupted}"
+    return summary.interrupted or "between notebooks"
+
+
+def _resume_command(out: Path) -> str:
+    return f"tlcourse run --resume {shlex.quote(str(out))}"
 
 
 @contextmanager
@@ -764,6 +1013,8 @@ def _error_line(exc: BaseException) -> str:
 
 
 def _execute(nb: CourseNotebook, out: Path, kernel: str, timeout: int | None, root: Path) -> NotebookResult:
+    """Run one notebook. Ctrl-C while it runs gives an "interrupted" result (its kernel is
+    killed on the way out); the caller stops the run when it sees one."""
     import papermill
 
     output = nb.output_in(out)
@@ -773,7 +1024,7 @@ def _execute(nb: CourseNotebook, out: Path, kernel: str, timeout: int | None, ro
     banks = root / "exercises" / "banks"
     if banks.is_dir() and not os.environ.get("TLCOURSE_BANKS"):
         env["TLCOURSE_BANKS"] = str(banks.resolve())
-    error = None
+    error, status = None, "ok"
     start = time.perf_counter()
     with _environment(env):
         try:
@@ -786,17 +1037,24 @@ def _execute(nb: CourseNotebook, out: Path, kernel: str, timeout: int | None, ro
                 execution_timeout=timeout,
                 progress_bar=False,
                 log_output=False,
+                kernel_manager_class=_kernel_manager_class(),
             )
+        except KeyboardInterrupt:
+            status = "interrupted"
         except Exception as exc:  # any failure of one notebook must not stop the others
-            error = _error_line(exc)
+            error, status = _error_line(exc), "failed"
     seconds = time.perf_counter() - start
+    if status == "interrupted":
+        error = f"interrupted (Ctrl-C) after {seconds:.1f} s"
     try:
         results = read_results(results_file)
     except CourseError as exc:
-        results, error = {}, error or str(exc)
+        results = {}
+        if status == "ok":
+            error, status = str(exc), "failed"
     return NotebookResult(
         name=nb.label,
-        status="ok" if error is None else "failed",
+        status=status,
         seconds=seconds,
         output=output.relative_to(out).as_posix(),
         results=results,
@@ -807,7 +1065,7 @@ def _execute(nb: CourseNotebook, out: Path, kernel: str, timeout: int | None, ro
 
 
 def _status_lines(result: NotebookResult, width: int, out: Path) -> str:
-    status = "ok" if result.status == "ok" else "FAILED"
+    status = {"ok": "ok", "failed": "FAILED"}.get(result.status, result.status)
     line = f"{status:<7} {result.name:<{width}} {result.seconds:7.1f} s"
     if result.error is not None:
         line += f"\n        {result.error}"
@@ -826,6 +1084,8 @@ class RunPlan:
     profiles_path: Path
     overrides: dict[str, Any]
     notebooks: list[CourseNotebook]  # the selected ones, in run order, parameters filled in
+    lessons_dir: Path | None = None
+    exercises_dir: Path | None = None
 
 
 def prepare_run(
@@ -873,7 +1133,8 @@ def prepare_run(
         raise CourseError(f"No NN_*.ipynb notebooks in {where}; is this the course folder?")
     selected = _selected(runnable, only)
     plan_run(lesson_nbs + exercise_nbs, selected, chosen, overrides, profiles_path)
-    return RunPlan(root_path, chosen, profiles_path, overrides, selected)
+    return RunPlan(root_path, chosen, profiles_path, overrides, selected,
+                   lessons.resolve(), exercise_path.resolve())
 
 
 def run_course(
@@ -897,10 +1158,10 @@ def run_course(
     ``timeout`` (seconds per cell) overrides the profile's; ``0`` means no limit. The output
     defaults to ``<root>/runs/<YYYYmmdd-HHMMSS>/`` and must not exist or be empty. Raises
     :class:`CourseError` for anything found before the first notebook runs; a notebook that
-    fails while running is reported in the summary (and the others still run).
+    fails while running is reported in the summary (and the others still run). Ctrl-C stops
+    the run: the summary and report are written for what finished, and :class:`RunInterrupted`
+    (a ``KeyboardInterrupt``) says how to finish it with :func:`resume_run`.
     """
-    from tqdm.auto import tqdm
-
     stream = stream or sys.stdout
     plan = prepare_run(
         root, profile=profile, only=only, parameters=parameters, exercises=exercises,
@@ -908,7 +1169,7 @@ def run_course(
         profiles_file=profiles_file,
     )
     _check_kernel(kernel)
-    chosen, selected, overrides = plan.profile, plan.notebooks, plan.overrides
+    chosen, selected = plan.profile, plan.notebooks
 
     if timeout is None:
         cell_timeout = chosen.timeout
@@ -921,34 +1182,226 @@ def run_course(
 
     summary = RunSummary(
         profile=profile,
-        parameters=overrides,
+        parameters=plan.overrides,
         started=started.isoformat(timespec="seconds"),
         out=out_path,
         kernel=kernel,
         timeout=cell_timeout,
         description=chosen.description,
+        root=plan.root,
+        lessons_dir=plan.lessons_dir,
+        exercises_dir=plan.exercises_dir,
+        profiles_file=plan.profiles_path.resolve(),
+        only=only,
+        exercises=exercises,
+        plan=[(nb.label, dict(nb.parameters)) for nb in selected],
     )
-    width = max(len(nb.label) for nb in selected)
+    summary.save()  # from the start, so even a run stopped in its first notebook can resume
     limit = f"{cell_timeout} s per cell" if cell_timeout else "no per-cell timeout"
     print(f"tlcourse run: profile {profile}, {len(selected)} notebook(s), kernel {kernel}, "
           f"{limit} -> {out_path}", file=stream, flush=True)
-    bar = tqdm(selected, desc="notebooks", unit="nb", disable=not progress)
-    for nb in bar:
-        bar.set_postfix_str(nb.label)
-        result = _execute(nb, out_path, kernel, cell_timeout, plan.root)
-        summary.notebooks.append(result)
-        # Written after every notebook, so an interrupted run still leaves a usable summary.
-        write_json_atomic(out_path / "summary.json", summary.to_json())
-        tqdm.write(_status_lines(result, width, out_path), file=stream)
-    bar.close()
-    summary.finished = datetime.now().astimezone().isoformat(timespec="seconds")
-    write_json_atomic(out_path / "summary.json", summary.to_json())
-    write_report(summary)
+    return _run_notebooks(summary, selected, progress, stream)
+
+
+def _run_notebooks(summary: RunSummary, todo: list[CourseNotebook], progress: bool,
+                   stream: TextIO) -> RunSummary:
+    """Execute ``todo`` in order into ``summary.out``, saving the summary after each one."""
+    from tqdm.auto import tqdm
+
+    out = summary.out
+    width = max(len(name) for name, _ in summary.plan)
+    bar = tqdm(todo, desc="notebooks", unit="nb", disable=not progress)
+    current: CourseNotebook | None = None
+    interrupted = False
+    with _ctrl_c_stops_kernels():
+        try:
+            for nb in bar:
+                current = nb
+                bar.set_postfix_str(nb.label)
+                result = _execute(nb, out, summary.kernel, summary.timeout, summary.root or out)
+                summary.record(result)
+                if result.status == "interrupted":
+                    raise KeyboardInterrupt
+                current = None
+                # Saved after every notebook, so a killed run still leaves a usable summary.
+                summary.save()
+                tqdm.write(_status_lines(result, width, out), file=stream)
+        except KeyboardInterrupt:
+            # Our handler now ignores a second Ctrl-C until the summary and report are written.
+            _INTERRUPTED.set()
+            interrupted = True
+            _stop_leftover_kernels()
+            if current is not None and current.label not in {nb.name for nb in summary.notebooks
+                                                              if nb.status == "interrupted"}:
+                summary.record(_interrupted_result(current, out))
+            summary.interrupted = current.label if current is not None else "between notebooks"
+        finally:
+            bar.close()
+            summary.finished = datetime.now().astimezone().isoformat(timespec="seconds")
+            summary.save()
+            write_report(summary)
+    if interrupted:
+        raise RunInterrupted(summary) from None
     total = sum(nb.seconds for nb in summary.notebooks)
     print(f"{len(summary.notebooks) - len(summary.failed)} ok, {len(summary.failed)} failed in "
-          f"{total:.1f} s. Summary: {out_path / 'summary.json'}  Report: "
-          f"{out_path / 'report.md'}", file=stream, flush=True)
+          f"{total:.1f} s. Summary: {out / SUMMARY_FILE}  Report: {out / REPORT_FILE}",
+          file=stream, flush=True)
     return summary
+
+
+def _stop_leftover_kernels() -> None:
+    """Kill a kernel Ctrl-C caught while it was starting (before nbclient could own it).
+
+    Kernels run in their own session, so the terminal's Ctrl-C never reaches them; one left
+    running would only exit when it notices its parent is gone."""
+    for manager in list(_LIVE_KERNELS):
+        _LIVE_KERNELS.discard(manager)
+        process = getattr(manager.provisioner, "process", None)
+        if process is None or process.poll() is not None:
+            continue
+        with contextlib.suppress(OSError):
+            if hasattr(os, "killpg"):  # the kernel leads its own process group
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                process.kill()
+        with contextlib.suppress(Exception):
+            process.wait(timeout=5)
+            manager.cleanup_connection_file()
+
+
+def _interrupted_result(nb: CourseNotebook, out: Path) -> NotebookResult:
+    try:
+        results = read_results(nb.results_in(out))
+    except CourseError:
+        results = {}
+    return NotebookResult(
+        name=nb.label, status="interrupted", seconds=0.0,
+        output=nb.output_in(out).relative_to(out).as_posix(), results=results,
+        error="interrupted (Ctrl-C)", parameters=dict(nb.parameters),
+        results_file=nb.results_in(out).relative_to(out).as_posix(),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Resuming an interrupted (or partly failed) run
+# --------------------------------------------------------------------------------------------
+_RESUME_KEYS = ("profile", "parameters", "started", "kernel", "timeout", "root", "plan",
+                "notebooks", "exercises")
+
+
+def _not_resumable(out: Path, why: str) -> CourseError:
+    return CourseError(
+        f"--resume {out}: {why}. --resume takes the folder of an earlier `tlcourse run` (the "
+        "one holding its summary.json); to start afresh, run without --resume."
+    )
+
+
+def load_summary(out: str | os.PathLike[str]) -> RunSummary:
+    """Read a run folder's ``summary.json`` back, refusing anything that is not one."""
+    out_path = Path(out).expanduser().resolve()
+    if not out_path.exists():
+        raise _not_resumable(out_path, "no such folder")
+    if not out_path.is_dir():
+        raise _not_resumable(out_path, "this is a file, not a run folder")
+    path = out_path / SUMMARY_FILE
+    if not path.is_file():
+        raise _not_resumable(out_path, f"not a run folder (it has no {SUMMARY_FILE})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _not_resumable(out_path, f"its {SUMMARY_FILE} cannot be read ({exc})") from exc
+    missing = [key for key in _RESUME_KEYS if not isinstance(data, dict) or key not in data]
+    if missing:
+        raise _not_resumable(
+            out_path, f"its {SUMMARY_FILE} lacks {', '.join(missing)} (written by an older "
+            "tlcourse, or not by tlcourse run), so the run cannot be repeated as it was started")
+    try:
+        plan = [(str(item["name"]), dict(item["parameters"])) for item in data["plan"]]
+        notebooks = [NotebookResult.from_json(item) for item in data["notebooks"]]
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise _not_resumable(out_path, f"its {SUMMARY_FILE} is damaged ({exc!r})") from exc
+
+    def path_or_none(key: str) -> Path | None:
+        return Path(data[key]) if data.get(key) else None
+
+    return RunSummary(
+        profile=str(data["profile"]), parameters=dict(data["parameters"] or {}),
+        started=str(data["started"]), out=out_path, kernel=str(data["kernel"]),
+        timeout=data["timeout"], description=str(data.get("description") or ""),
+        finished=data.get("finished"), notebooks=notebooks, root=Path(data["root"]),
+        lessons_dir=path_or_none("lessons_dir"), exercises_dir=path_or_none("exercises_dir"),
+        profiles_file=path_or_none("profiles_file"), only=data.get("only"),
+        exercises=bool(data["exercises"]), plan=plan, interrupted=data.get("interrupted"),
+        resumed=list(data.get("resumed") or []),
+    )
+
+
+def _remove_stale_outputs(result: NotebookResult, out: Path) -> None:
+    """Before a notebook reruns: its results file would otherwise be merged into (record()
+    adds to it) and figures it no longer records would stay linked."""
+    results_file = out / result.results_file
+    for name in (result.results.get("figures") or {}).values():
+        with contextlib.suppress(OSError):
+            (results_file.parent / str(name)).unlink()
+    with contextlib.suppress(OSError):
+        results_file.unlink()
+
+
+def resume_run(out: str | os.PathLike[str], *, progress: bool = True,
+               stream: TextIO | None = None) -> RunSummary:
+    """Finish a run in ``out``: rerun the notebooks that did not end ``ok`` (failed,
+    interrupted, never started) with the parameter values recorded when it started, keep the
+    ones that did, and update ``summary.json`` and ``report.md``.
+
+    Everything is checked before a kernel starts: the folder is a run folder, the course it
+    came from is still there with every notebook of the run, and each recorded value is still
+    accepted by its notebook.
+    """
+    stream = stream or sys.stdout
+    summary = load_summary(out)
+    root = summary.root
+    if root is None or not (root / LESSONS_DIR).is_dir():
+        raise _not_resumable(summary.out, f"the course it ran, {root}, has no {LESSONS_DIR}/ "
+                             "folder any more")
+    plan = prepare_run(
+        root, profile=summary.profile, only=summary.only, parameters=summary.parameters,
+        exercises=summary.exercises, kernel=summary.kernel, lessons_dir=summary.lessons_dir,
+        exercises_dir=summary.exercises_dir, profiles_file=summary.profiles_file,
+    )
+    _check_kernel(summary.kernel)
+    by_label = {nb.label: nb for nb in plan.notebooks}
+    kept = {nb.name for nb in summary.notebooks if nb.status == "ok"}
+    todo, problems = [], []
+    for label, values in summary.plan:
+        nb = by_label.get(label)
+        if nb is None:
+            problems.append(f"{label} is no longer in the course ({root}).")
+            continue
+        nb.parameters = dict(values)
+        nb.sources = {name: f"{summary.out / SUMMARY_FILE}" for name in values}
+        problems += _value_problems(nb)
+        if label not in kept:
+            todo.append(nb)
+    if problems:
+        raise _not_resumable(summary.out, "the course changed since the run started: "
+                             + " ".join(problems))
+    _check_writable(summary.out, "the resumed run's results")
+    if not todo:
+        print(f"tlcourse run --resume: nothing to do, all {len(summary.plan)} notebook(s) in "
+              f"{summary.out} ran ok.", file=stream, flush=True)
+        return summary
+    previous = {nb.name: nb for nb in summary.notebooks}
+    for nb in todo:
+        if nb.label in previous:
+            _remove_stale_outputs(previous[nb.label], summary.out)
+    summary.notebooks = [nb for nb in summary.notebooks if nb.status == "ok"]
+    summary.interrupted = None
+    summary.resumed.append(datetime.now().astimezone().isoformat(timespec="seconds"))
+    summary.save()
+    print(f"tlcourse run --resume: {len(todo)} of {len(summary.plan)} notebook(s) to run "
+          f"({len(kept)} ok kept), profile {summary.profile}, kernel {summary.kernel} -> "
+          f"{summary.out}", file=stream, flush=True)
+    return _run_notebooks(summary, todo, progress, stream)
 
 
 # --------------------------------------------------------------------------------------------
@@ -972,7 +1425,8 @@ def _report_section(result: NotebookResult, out: Path) -> list[str]:
         lines.append(f"**ok** in {result.seconds:.1f} s. Executed notebook: "
                      f"[{result.output}]({result.output})")
     else:
-        lines.append(f"**FAILED** after {result.seconds:.1f} s: `{result.error}`")
+        word = "FAILED" if result.status == "failed" else result.status.upper()
+        lines.append(f"**{word}** after {result.seconds:.1f} s: `{result.error}`")
         if (out / result.output).exists():
             lines.append(f"Partially executed notebook: [{result.output}]({result.output})")
     lines.append("")
@@ -1002,10 +1456,17 @@ def _report_section(result: NotebookResult, out: Path) -> list[str]:
 def write_report(summary: RunSummary) -> Path:
     """Write ``report.md`` next to ``summary.json``: one section per notebook, links relative."""
     out = summary.out
-    ok = len(summary.notebooks) - len(summary.failed)
+    ok = sum(nb.status == "ok" for nb in summary.notebooks)
+    failed = sum(nb.status == "failed" for nb in summary.notebooks)
     total = sum(nb.seconds for nb in summary.notebooks)
     overrides = ", ".join(f"`{k}={v!r}`" for k, v in summary.parameters.items()) or "none"
     limit = f"{summary.timeout} s" if summary.timeout else "none"
+    counts = f"{ok} ok, {failed} failed"
+    interrupted = sum(nb.status == "interrupted" for nb in summary.notebooks)
+    if interrupted:
+        counts += f", {interrupted} interrupted"
+    if summary.not_started:
+        counts += f", {len(summary.not_started)} not started"
     lines = [
         f"# Course run {summary.started}",
         "",
@@ -1014,32 +1475,56 @@ def write_report(summary: RunSummary) -> Path:
         f"Kernel `{summary.kernel}`, per-cell timeout {limit}, command-line overrides: "
         f"{overrides}.",
         "",
-        f"**{ok} ok, {len(summary.failed)} failed**, {total:.1f} s in total.",
+        f"**{counts}**, {total:.1f} s in total.",
         "",
-        "| notebook | status | time (s) |",
-        "| --- | --- | --- |",
     ]
-    lines += [f"| {nb.name} | {'ok' if nb.status == 'ok' else '**FAILED**'} | {nb.seconds:.1f} |"
+    if summary.resumed:
+        lines += [f"Resumed {', '.join(summary.resumed)}.", ""]
+    if summary.interrupted or summary.not_started:
+        stopped = f"Stopped by Ctrl-C {_where_stopped(summary)}. " if summary.interrupted else ""
+        lines += [f"{stopped}Finish the run with `{_resume_command(out)}`: it reruns only the "
+                  "notebooks that are not ok, with the same parameters.", ""]
+    lines += ["| notebook | status | time (s) |", "| --- | --- | --- |"]
+    words = {"ok": "ok", "failed": "**FAILED**", "interrupted": "**interrupted**"}
+    lines += [f"| {nb.name} | {words.get(nb.status, nb.status)} | {nb.seconds:.1f} |"
               for nb in summary.notebooks]
+    lines += [f"| {name} | not started | |" for name in summary.not_started]
     lines.append("")
     for result in summary.notebooks:
         lines += _report_section(result, out)
-    path = out / "report.md"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text("\n".join(lines).rstrip() + "\n", out / REPORT_FILE)
+
+
+_RUN_OPTIONS = (("profile", "--profile"), ("only", "--only"), ("out", "--out"),
+                ("parameter", "-p"), ("exercises", "--exercises"), ("timeout", "--timeout"),
+                ("kernel", "--kernel"))
 
 
 def cli_run(args: Any) -> int:
-    """``tlcourse run``: exit status 0 if every notebook ran, 1 if any failed."""
-    summary = run_course(
-        profile=args.profile,
-        only=args.only,
-        out=args.out,
-        parameters=list(args.parameter or []),
-        exercises=bool(args.exercises),
-        timeout=args.timeout,
-        kernel=args.kernel or default_kernel(),
-    )
+    """``tlcourse run``: exit status 0 if every notebook ran, 1 if any failed, 130 on Ctrl-C."""
+    try:
+        if getattr(args, "resume", None):
+            given = [flag for name, flag in _RUN_OPTIONS
+                     if getattr(args, name, None) not in (None, [])
+                     and getattr(args, name, None) is not False]
+            if given:
+                raise CourseError(
+                    f"--resume repeats the run with the settings recorded in its "
+                    f"{SUMMARY_FILE}; it takes no {', '.join(given)}. Drop them, or start a "
+                    "new run without --resume."
+                )
+            summary = resume_run(args.resume)
+        else:
+            summary = run_course(
+                profile=args.profile or "classroom",
+                only=args.only,
+                out=args.out,
+                parameters=list(args.parameter or []),
+                exercises=bool(args.exercises),
+                timeout=args.timeout,
+                kernel=args.kernel or default_kernel(),
+            )
+    except RunInterrupted as exc:
+        print(f"tlcourse run: {exc}", file=sys.stderr, flush=True)
+        return 130
     return 1 if summary.failed else 0
