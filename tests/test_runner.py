@@ -3,7 +3,8 @@
 The fixture course (tests/fixtures/notebooks/course) has two lessons and one exercise:
 ``00_boom`` records a value and then divides by zero, ``01_alpha`` records its parameters and a
 figure, ``exercises/00_alpha`` has no kernelspec (papermill's inspect_notebook needs one, so
-the runner's fallback reads it). Only three kernels are started in this file; everything else
+the runner's fallback reads it). The Ctrl-C / --resume test builds its own three-notebook
+course. Eight kernels are started in this file, all on one-cell notebooks; everything else
 fails (on purpose) before any kernel starts.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tlcourse import results
 from tlcourse.cli import main
 from tlcourse.errors import CourseError, InvalidParameterError
 from tlcourse.runner import (
+    TCP_WARNING,
     declared_parameters,
     default_kernel,
     find_root,
@@ -475,7 +477,7 @@ def test_ctrl_c_writes_summary_and_report_then_resume_runs_only_the_rest(
     assert _messages(stderr) == [
         f"tlcourse run: interrupted during 01_sleepy.ipynb; 1 of 3 notebook(s) finished, "
         f"summary and report in {out}. Resume with: {resume}"]
-    assert "Traceback" not in stderr and results_tcp_warning() not in stderr
+    assert "Traceback" not in stderr and TCP_WARNING not in stderr
     assert re.search(r"^ok {6}00_quick\.ipynb +\d+\.\d s$", stdout, re.M)
     assert _kernels_in(out) == []  # the interrupted notebook's kernel is gone
     summary = json.loads((out / "summary.json").read_text())
@@ -528,19 +530,13 @@ def test_ctrl_c_writes_summary_and_report_then_resume_runs_only_the_rest(
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == finished
 
 
-def results_tcp_warning() -> str:
-    from tlcourse.runner import TCP_WARNING
-
-    return TCP_WARNING
-
-
 def test_kernel_tcp_warning_is_kept_off_the_terminal(python3_kernel, course, capfd):
     # The kernel writes it to its own stderr (file descriptor 2), so capture at fd level.
     summary = run_course(course, only="01", out=course / "out", kernel=python3_kernel,
                          progress=False)
     assert [nb.status for nb in summary.notebooks] == ["ok"]
     err = capfd.readouterr().err
-    assert results_tcp_warning() not in err and "without encryption" not in err
+    assert TCP_WARNING not in err and "without encryption" not in err
 
 
 @pytest.mark.parametrize(

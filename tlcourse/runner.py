@@ -15,7 +15,11 @@ results are reproduced (``--profile full``). It
    the environment variables ``TLCOURSE_HEADLESS=1``, ``TLCOURSE_RESULTS=<out>/<stem>.results.json``
    and ``TLCOURSE_BANKS`` (the course's question banks, found from the source tree),
 4. keeps going after a failure, and writes ``summary.json`` (machine-readable) and
-   ``report.md`` (for people) from what the notebooks recorded with :mod:`tlcourse.results`.
+   ``report.md`` (for people) from what the notebooks recorded with :mod:`tlcourse.results`,
+5. on Ctrl-C kills the running notebook's kernel, writes both files for what finished (that
+   notebook marked "interrupted") and prints the command that finishes the run:
+   ``tlcourse run --resume DIR`` reruns only the notebooks that are not ok, with the settings
+   and parameter values ``summary.json`` recorded when the run started.
 """
 from __future__ import annotations
 
