@@ -36,6 +36,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from . import atomic
 from .errors import CourseError, InvalidParameterError, unknown_name
 from .params import COMMON_PARAMETERS, parameter_problems
 from .results import (
@@ -899,9 +900,7 @@ def write_report(summary: RunSummary) -> Path:
     for result in summary.notebooks:
         lines += _report_section(result, out)
     path = out / "report.md"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text("\n".join(lines).rstrip() + "\n", path)
     return path
 
 
