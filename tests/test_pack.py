@@ -151,7 +151,7 @@ def test_pack_refuses_a_damaged_source_and_writes_nothing(tmp_path: Path, monkey
     out.parent.mkdir()
     out.write_bytes(b"last week's pack\n")  # an earlier pack at --out survives a failed build
     with pytest.raises(ChecksumError) as info:
-        build_pack(out, assets=SMALL, progress=False)
+        build_pack(out, assets=SMALL, progress=False, force=True)
     message = str(info.value)
     assert str(data / "pneumoniamnist" / "pneumoniamnist.npz") in message and "(for pneumoniamnist)" in message
     assert "It was not packed and no pack was written" in message

@@ -90,7 +90,9 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 def _add_pack(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pack", help="build an offline classroom pack (weights + datasets)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the pack file to write (an existing file is refused)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out file (only once the new pack is complete)")
     p.set_defaults(func=_handler("tlcourse.pack", "cli_pack"))
     u = sub.add_parser("unpack", help="install a classroom pack into the cache, offline")
     u.add_argument("file")

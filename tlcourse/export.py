@@ -30,7 +30,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +41,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 from torchvision.transforms import InterpolationMode
 
+from . import atomic
 from .data.datasets import IMAGE_EXTENSIONS
 from .errors import CourseError, InvalidParameterError
 from .models.preprocessing import Preprocessing
@@ -159,18 +159,6 @@ def _example_input(example_input: torch.Tensor | None, pre: Preprocessing) -> to
     return x[:1].repeat(2, 1, 1, 1) if len(x) == 1 else x
 
 
-def _atomic_write_bytes(data: bytes, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def export_model(
     model: nn.Module,
     path: str | os.PathLike[str],
@@ -245,7 +233,7 @@ def export_model(
     }
     buffer = io.BytesIO()
     torch.export.save(program, buffer, extra_files={METADATA_FILE: json.dumps(metadata, indent=2)})
-    _atomic_write_bytes(buffer.getvalue(), target)
+    atomic.write_bytes(buffer.getvalue(), target)
     return target
 
 

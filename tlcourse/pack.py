@@ -24,7 +24,8 @@ What keeps a classroom safe:
 - ``pack`` checks every file against the sha256 the course records (the dataset manifests of
   :mod:`tlcourse.data.registry`, :data:`tlcourse.assets.OFFLINE_WEIGHTS`) while writing it,
   into a temporary file beside ``--out`` that is renamed only when complete: an interrupted
-  or failed pack never looks finished.
+  or failed pack never looks finished. An existing file at ``--out`` (perhaps last week's
+  pack, already handed out) is never replaced unless ``--force`` says so.
 - ``unpack`` checks every member *before anything is installed*: a safe relative path, a plain
   file, listed in the manifest, a file this tlcourse knows, and the right sha256. Files are
   staged inside the cache and then moved into place with ``os.replace``; if anything fails,
@@ -274,11 +275,24 @@ class _HashingReader:
         self.raw, self.bar, self.digest, self.count = raw, bar, hashlib.sha256(), 0
 
     def read(self, n: int = -1) -> bytes:
-        block = self.raw.read(n)
+        try:
+            block = self.raw.read(n)
+        except OSError as exc:  # a read error is the source's fault, not the pack's folder's
+            raise CourseError(
+                f"Could not read {self.raw.name} while packing it: {exc.strerror or exc}. Check the "
+                "disk it is on; no pack was written."
+            ) from None
         self.digest.update(block)
         self.count += len(block)
         self.bar.update(len(block))
         return block
+
+
+def _open_source(source: Path) -> BinaryIO:
+    try:
+        return open(source, "rb")
+    except OSError as exc:  # vanished or unreadable since it was checked: not --out's fault
+        raise CourseError(f"Could not read {source} to pack it: {exc.strerror or exc}. No pack was written.") from None
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
@@ -302,23 +316,45 @@ def _check_free_space(folder: Path, needed: int, what: str) -> None:
         )
 
 
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse an ``--out`` that is a folder, lies under a file or a missing folder, or exists."""
+    if out.is_dir():
+        raise CourseError(f"--out {out} is a folder; give a file name, e.g. {out / 'tlcourse-pack.tar'}.")
+    if not out.parent.is_dir():
+        blocker = out.parent
+        while not blocker.exists() and blocker != blocker.parent:
+            blocker = blocker.parent
+        if blocker.exists() and not blocker.is_dir():
+            raise CourseError(
+                f"Cannot write --out {out}: {blocker} is a file, not a folder. Choose a path in "
+                "an existing folder. Nothing was written."
+            )
+        raise CourseError(f"The folder {out.parent} for --out does not exist; create it or choose another path.")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise CourseError(
+            f"The pack file {out} already exists; tlcourse pack never overwrites a file. Pick "
+            "another --out FILE, or add --force to replace it."
+        )
+
+
 def build_pack(
-    out: str | os.PathLike[str], *, assets: Iterable[str] | None = None, progress: bool = True
+    out: str | os.PathLike[str],
+    *,
+    assets: Iterable[str] | None = None,
+    progress: bool = True,
+    force: bool = False,
 ) -> PackReport:
     """Write the classroom pack of ``assets`` (default: everything the course needs) to ``out``.
 
     Every file is checked against its recorded sha256 as it is written; a mismatch (a damaged
     dataset copy, a different weights release) stops the pack rather than spread the damage to
-    a whole classroom. ``out`` appears only once the pack is complete; an existing file there
-    is replaced at that moment (never left half-written).
+    a whole classroom. ``out`` appears only once the pack is complete. An existing file at
+    ``out`` is refused (it may be a pack already handed out) unless ``force``; then it is
+    replaced at that moment, never left half-written. A folder that cannot be written (no
+    permission, a full disk or quota) raises :class:`CourseError` with nothing left behind.
     """
-    from . import __version__
-
     out = Path(out).expanduser()
-    if out.is_dir():
-        raise CourseError(f"--out {out} is a folder; give a file name, e.g. {out / 'tlcourse-pack.tar'}.")
-    if not out.parent.is_dir():
-        raise CourseError(f"The folder {out.parent} for --out does not exist; create it or choose another path.")
+    _check_out(out, force)
     pairs = _sources(expected_members(assets))
     for member, source in pairs:
         if source.stat().st_size != member.size and member.kind == "dataset":
@@ -327,6 +363,20 @@ def build_pack(
                 f"for it. Check the dataset with `tlcourse data verify {member.asset}` and re-fetch "
                 f"it (`tlcourse data fetch {member.asset}` into an empty cache). Nothing was written."
             )
+    try:
+        return _write_pack(out, pairs, progress)
+    except OSError as exc:
+        kept = " The file that was at --out is unchanged." if out.exists() else ""
+        raise CourseError(
+            f"Could not write the pack {out}: {exc.strerror or exc}. Nothing was written (no "
+            f"partial pack is left).{kept} Choose a folder you can write to, on a disk with "
+            "enough free space."
+        ) from None
+
+
+def _write_pack(out: Path, pairs: list[tuple[PackMember, Path]], progress: bool) -> PackReport:
+    from . import __version__
+
     members = [m for m, _ in pairs]
     manifest = {
         "format": PACK_FORMAT,
@@ -343,7 +393,7 @@ def build_pack(
         ) as bar:
             tar.addfile(_tarinfo(MANIFEST_NAME, len(manifest_bytes)), io.BytesIO(manifest_bytes))
             for member, source in pairs:
-                with open(source, "rb") as src:
+                with _open_source(source) as src:
                     reader = _HashingReader(src, bar)
                     tar.addfile(_tarinfo(member.path, member.size), reader)  # type: ignore[arg-type]
                 got = reader.digest.hexdigest()
@@ -651,8 +701,8 @@ def _mb(n: int) -> str:
 
 
 def cli_pack(args: argparse.Namespace) -> int:
-    """``tlcourse pack --out FILE``."""
-    report = build_pack(args.out)
+    """``tlcourse pack --out FILE [--force]``."""
+    report = build_pack(args.out, force=args.force)
     from . import __version__
 
     print(f"Wrote {report.path}: {len(report.members):,} files, {_mb(report.size)}, tlcourse {__version__}.")

@@ -20,11 +20,11 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import atomic
 from .errors import CourseError
 
 RESULTS_ENV = "TLCOURSE_RESULTS"
@@ -109,16 +109,7 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     A reader (the runner, a teacher's script) never sees a half-written file, even when the
     kernel is killed mid-write.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", path)
 
 
 def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -193,15 +184,8 @@ def record_figure(fig: Any, name: str, dpi: int = 100) -> Path | None:
         return None
     stem = path.name[: -len(RESULTS_SUFFIX)] if path.name.endswith(RESULTS_SUFFIX) else path.stem
     target = path.parent / f"{stem}.{_slug(name)}.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".png", dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic.atomic_path(target, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     _merge("figures", {str(name): target.name})
     return target
 

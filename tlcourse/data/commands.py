@@ -1,9 +1,14 @@
-"""``tlcourse data list | fetch NAME | verify NAME``."""
+"""``tlcourse data list | fetch NAME | verify NAME``.
+
+``locate`` only checks that every file is there with its recorded size (it runs at the top of
+every lesson); these commands check each file's sha256. ``verify`` names every missing or
+damaged file; ``fetch`` calls a dataset ready only when every file matches, and downloads
+exactly the missing or damaged ones again (the rest stay as they are, unread by the network).
+"""
 from __future__ import annotations
 
 import argparse
-
-
+import os
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -11,21 +16,44 @@ from tqdm.auto import tqdm
 from ..assets import sha256_file
 from ..errors import AssetNotFoundError, ChecksumError, CourseError
 from ..paths import data_cache_dir
-from .registry import DATASETS, DatasetInfo, get_info, locate
+from .registry import DATASETS, DatasetInfo, ManifestEntry, find_copy, get_info, locate
+
+_SHOWN = 5  # problems quoted in an error message (verify prints up to 20)
+
+
+def _problems(info: DatasetInfo, base: Path, progress: bool) -> list[tuple[ManifestEntry, str]]:
+    """Each manifest entry under ``base`` that is missing or damaged, with a line naming it."""
+    bad = []
+    for entry in tqdm(info.manifest, desc=f"verifying {info.name}", disable=not progress, leave=False):
+        path = base / entry.path
+        try:
+            size = path.stat().st_size if path.is_file() else None
+        except OSError:
+            size = None
+        if size is None:
+            bad.append((entry, f"missing: {path}"))
+        elif size != entry.size:
+            bad.append((entry, f"damaged ({size:,} bytes, the course records {entry.size:,}): {path}"))
+        elif sha256_file(path) != entry.sha256:
+            bad.append((entry, f"damaged (sha256 mismatch): {path}"))
+    return bad
 
 
 def verify(name: str, progress: bool = True) -> tuple[Path, list[str]]:
-    """Check every file of dataset ``name`` against its sha256; return (where, problems)."""
+    """Check every file of dataset ``name`` against its sha256; return (where, problems).
+
+    An incomplete copy is checked too, so that each missing file is named; only when no copy
+    exists at all is :class:`AssetNotFoundError` raised.
+    """
     info = get_info(name)
-    base = locate(name)
-    problems = []
-    for entry in tqdm(info.manifest, desc=f"verifying {name}", disable=not progress, leave=False):
-        path = base / entry.path
-        if not path.is_file():
-            problems.append(f"missing: {path}")
-        elif sha256_file(path) != entry.sha256:
-            problems.append(f"sha256 mismatch: {path}")
-    return base, problems
+    try:
+        base = locate(name)
+    except AssetNotFoundError:
+        partial = find_copy(name)
+        if partial is None:
+            raise
+        base = partial
+    return base, [line for _, line in _problems(info, base, progress)]
 
 
 def _fetch_zip(info: DatasetInfo, target: Path, progress: bool) -> None:
@@ -38,45 +66,77 @@ def _fetch_zip(info: DatasetInfo, target: Path, progress: bool) -> None:
     archive.unlink(missing_ok=True)
 
 
-def fetch(name: str, progress: bool = True) -> Path:
-    """Download dataset ``name`` into the user cache, verifying every file's sha256.
+def _listed(bad: list[tuple[ManifestEntry, str]]) -> str:
+    more = f"; and {len(bad) - _SHOWN:,} more" if len(bad) > _SHOWN else ""
+    return "; ".join(line for _, line in bad[:_SHOWN]) + more
 
-    With ``TLCOURSE_MIRROR`` set, every file comes from the mirror (laid out like the course's
-    data folder); otherwise from the dataset's recorded source.
+
+def _checked_elsewhere(info: DatasetInfo, where: Path, progress: bool) -> Path:
+    """A copy tlcourse does not own (``TLCOURSE_DATA``, a package): ready only if it verifies."""
+    bad = _problems(info, where, progress)
+    if not bad:
+        print(f"{info.name}: already available in {where}; every file matches its sha256.")
+        return where
+    if info.kind == "package":
+        fix = "Reinstall it: `pip install --force-reinstall elpv-dataset` (or `tlcourse unpack FILE`)."
+    else:
+        fix = (f"Ask whoever keeps {where} to restore them, or unset TLCOURSE_DATA and run "
+               f"`tlcourse data fetch {info.name}` to get a checked copy in {data_cache_dir()}.")
+    raise ChecksumError(
+        f"{info.name}: {len(bad):,} of {len(info.manifest):,} files in {where} are damaged or missing "
+        f"({_listed(bad)}). The lessons would read this copy first, and tlcourse never writes there "
+        f"(it is TLCOURSE_DATA or an installed package). {fix}"
+    )
+
+
+def fetch(name: str, progress: bool = True) -> Path:
+    """Make dataset ``name`` ready: every file present with its recorded sha256.
+
+    A copy in ``TLCOURSE_DATA`` or a package is checked, never written. Otherwise the user
+    cache is checked file by file, and only the missing or damaged files are downloaded (from
+    ``TLCOURSE_MIRROR`` when set, laid out like the course's data folder; else from the
+    dataset's recorded source), each verified before it is put in place.
     """
     from .download import MIRROR_ENV, download_file, download_many, mirror_url
-    import os
 
     info = get_info(name)
+    cache = data_cache_dir()
     try:
-        where = locate(name)
-        print(f"{name}: already available in {where}")
-        return where
-    except AssetNotFoundError:
-        pass
-    if info.kind == "package":
-        raise CourseError(
-            f"Dataset {name!r} is installed from PyPI, not downloaded by tlcourse: "
-            "`pip install elpv-dataset`."
-        )
-    target = data_cache_dir()
-    target.mkdir(parents=True, exist_ok=True)
+        where: Path | None = locate(name)
+    except AssetNotFoundError as exc:
+        if info.kind == "package":
+            raise CourseError(
+                f"Dataset {name!r} is installed from PyPI, not downloaded by tlcourse: {exc}"
+            ) from None
+        where = None
+    if where is not None and (info.kind == "package" or where != cache):
+        return _checked_elsewhere(info, where, progress)
+    entries = list(info.manifest)
+    if (cache / info.root.split("/")[0]).exists():
+        bad = _problems(info, cache, progress)
+        if not bad:
+            print(f"{name}: already available in {cache}; every file matches its sha256.")
+            return cache
+        print(f"{name}: {len(bad):,} of {len(entries):,} files in {cache} are damaged or missing; "
+              "downloading only those again.")
+        entries = [entry for entry, _ in bad]
+    cache.mkdir(parents=True, exist_ok=True)
     mirrored = bool(os.environ.get(MIRROR_ENV))
     if info.kind == "npz":
         entry = info.manifest[0]
-        download_file(mirror_url(info.url, entry.path), target / entry.path, entry.sha256, entry.size, desc=name, progress=progress)
+        download_file(mirror_url(info.url, entry.path), cache / entry.path, entry.sha256, entry.size, desc=name, progress=progress)
     elif info.name == "hymenoptera" and not mirrored:
-        _fetch_zip(info, target, progress)
+        _fetch_zip(info, cache, progress)  # the source is one zip: all or nothing
     else:
-        items = [(mirror_url(info.source_url(e), e.path), target / e.path, e.sha256, e.size) for e in info.manifest]
+        items = [(mirror_url(info.source_url(e), e.path), cache / e.path, e.sha256, e.size) for e in entries]
         download_many(items, desc=name, progress=progress)
-    base, problems = verify(name, progress=progress)
-    if problems:
+    bad = _problems(info, cache, progress)
+    if bad:
         raise ChecksumError(
-            f"{len(problems)} file(s) of {name} failed verification after download ("
-            + "; ".join(problems[:5]) + "). Run `tlcourse data fetch " + name + "` again."
+            f"{len(bad):,} file(s) of {name} failed verification after download ({_listed(bad)}). "
+            f"Run `tlcourse data fetch {name}` again."
         )
-    return base
+    return cache
 
 
 def cli_list(args: argparse.Namespace) -> int:
@@ -114,10 +174,12 @@ def cli_verify(args: argparse.Namespace) -> int:
     if problems:
         for p in problems[:20]:
             print(p)
-        print(f"{args.name}: {len(problems)} of {len(info.manifest)} files failed in {base}. "
+        if len(problems) > 20:
+            print(f"... and {len(problems) - 20:,} more.")
+        print(f"{args.name}: {len(problems):,} of {len(info.manifest):,} files failed in {base}. "
               f"Re-fetch with `tlcourse data fetch {args.name}` into the cache (or fix {base}).")
         return 1
-    print(f"{args.name}: all {len(info.manifest)} files match their sha256 ({base}).")
+    print(f"{args.name}: all {len(info.manifest):,} files match their sha256 ({base}).")
     return 0
 
 

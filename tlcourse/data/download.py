@@ -11,20 +11,28 @@ stale. The rules here follow from that:
 - A file that fails its checksum is deleted, never used, and the error says so and what to do.
 - ``TLCOURSE_MIRROR`` points every download at a classroom mirror laid out like the course's
   data directory (see :func:`mirror_url`).
+- Every wait is bounded: :data:`CONNECT_TIMEOUT_S` for a connection, :data:`READ_TIMEOUT_S` for
+  the server's answer and for each next block of bytes (``TLCOURSE_CONNECT_TIMEOUT`` and
+  ``TLCOURSE_READ_TIMEOUT`` override them). A server that has not answered once and then times
+  out is not asked again in the same call, so a mirror that accepts connections but never
+  replies costs one timeout, not one per file and retry (minutes, for thousands of files).
 
 Only the standard library does the networking (``urllib``), so nothing else needs to be
 installed for a download to work; ``tqdm`` draws the progress bars.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
+import math
 import os
 import re
 import shutil
 import socket
 import stat
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -36,6 +44,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
+from ..atomic import temp_dir
 from ..errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
 
 __all__ = [
@@ -45,10 +54,22 @@ __all__ = [
     "download_many",
     "extract_zip",
     "mirror_url",
+    "timeouts",
+    "CONNECT_TIMEOUT_ENV",
+    "CONNECT_TIMEOUT_S",
     "MIRROR_ENV",
+    "READ_TIMEOUT_ENV",
+    "READ_TIMEOUT_S",
 ]
 
 MIRROR_ENV = "TLCOURSE_MIRROR"
+#: Seconds to wait for a server to accept a connection (``TLCOURSE_CONNECT_TIMEOUT`` overrides).
+CONNECT_TIMEOUT_S = 10.0
+#: Seconds to wait for the server's answer to a request, and then for each next block of the
+#: body (``TLCOURSE_READ_TIMEOUT`` overrides). Not a limit on the whole download.
+READ_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_ENV = "TLCOURSE_CONNECT_TIMEOUT"
+READ_TIMEOUT_ENV = "TLCOURSE_READ_TIMEOUT"
 #: Seconds to wait before retry ``n`` is ``RETRY_BACKOFF_S * 2 ** (n - 1)`` (tests set it to 0).
 RETRY_BACKOFF_S = 0.5
 _CHUNK = 1 << 16
@@ -86,6 +107,126 @@ class _Truncated(Exception):
 
 class _RestartFromZero(Exception):
     """The partial file cannot be resumed (416, or a Content-Range that does not fit)."""
+
+
+class _Silent(TimeoutError):
+    """The server did not answer at all in time: no connection, or no response to the request."""
+
+    def __init__(self, message: str, host: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+
+# ---------------------------------------------------------------------------------------------
+# bounded waits
+
+
+def _seconds(env: str, default: float) -> float:
+    value = os.environ.get(env, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InvalidParameterError(
+            f"{env}={value!r} is not a positive number of seconds. Set it to e.g. "
+            f"{env}={default:g}, or unset it to use the default ({default:g} s)."
+        )
+    return seconds
+
+
+def timeouts() -> tuple[float, float]:
+    """``(connect, read)`` timeouts in seconds: the environment's settings, else the defaults."""
+    return (_seconds(CONNECT_TIMEOUT_ENV, CONNECT_TIMEOUT_S), _seconds(READ_TIMEOUT_ENV, READ_TIMEOUT_S))
+
+
+class _ReadTimeoutMixin:
+    """Connect within the connection's ``timeout``, then wait ``read_timeout`` for each read.
+
+    ``urllib`` has one timeout for both; a mirror that is down should be given up on quickly,
+    while a slow link still needs a generous wait for the next bytes.
+    """
+
+    host: str
+    port: int
+    timeout: float
+    sock: socket.socket
+
+    def __init__(self, *args: object, read_timeout: float, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        self.read_timeout = read_timeout
+
+    def connect(self) -> None:
+        try:
+            super().connect()  # type: ignore[misc]
+        except TimeoutError as exc:
+            where = f"{self.host}:{self.port}"
+            raise _Silent(f"could not connect to {where} within {self.timeout:g} s", where) from exc
+        self.sock.settimeout(self.read_timeout)
+
+
+class _HTTPConnection(_ReadTimeoutMixin, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_ReadTimeoutMixin, http.client.HTTPSConnection):
+    pass
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, read_timeout: float) -> None:
+        super().__init__()
+        self.read_timeout = read_timeout
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_HTTPConnection, read_timeout=self.read_timeout), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, read_timeout: float) -> None:
+        super().__init__()
+        self.read_timeout = read_timeout
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_HTTPSConnection, read_timeout=self.read_timeout), req)
+
+
+def _open(request: urllib.request.Request, connect_timeout: float, read_timeout: float):
+    """``urlopen`` with separate connect and read timeouts (file:// URLs work as usual)."""
+    opener = urllib.request.build_opener(_HTTPHandler(read_timeout), _HTTPSHandler(read_timeout))
+    return opener.open(request, timeout=connect_timeout)
+
+
+class _Hosts:
+    """Which servers answered during one download call (shared by download_many's workers).
+
+    A server that has never answered and then times out is not asked again: retrying a mirror
+    that accepts connections but never replies would cost every file its full wait.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answered: set[str] = set()
+        self._silent: dict[str, _Silent] = {}
+
+    def answered(self, host: str) -> None:
+        with self._lock:
+            self._answered.add(host)
+
+    def went_silent(self, exc: _Silent) -> bool:
+        """Record a timeout; True when the host never answered (so it is not asked again)."""
+        with self._lock:
+            if exc.host in self._answered:
+                return False
+            self._silent.setdefault(exc.host, exc)
+            return True
+
+    def silence(self, host: str) -> _Silent | None:
+        """The timeout that made ``host`` count as silent, if it has never answered since."""
+        with self._lock:
+            return None if host in self._answered else self._silent.get(host)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,6 +295,8 @@ def _describe(exc: BaseException) -> str:
         if not isinstance(exc.reason, BaseException):
             return str(exc.reason)
         exc = exc.reason
+    if isinstance(exc, _Silent):
+        return str(exc)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return "timed out waiting for the server"
     if isinstance(exc, _Truncated):
@@ -179,14 +322,18 @@ def _fetch_into(
     url: str,
     part: Path,
     size: int | None,
-    timeout: float,
+    waits: tuple[float, float],
     bar: tqdm,
+    hosts: _Hosts,
 ) -> bool:
     """One HTTP request that appends to (or restarts) ``part``; True if it resumed old bytes.
 
-    Raises a network exception (to be retried) or :class:`_Truncated` when the body stops
-    early; what arrived stays in ``part`` for the next attempt.
+    Raises a network exception (to be retried), :class:`_Silent` when the server did not
+    answer in time, or :class:`_Truncated` when the body stops early; what arrived stays in
+    ``part`` for the next attempt.
     """
+    host = urllib.parse.urlsplit(url).netloc
+    connect_timeout, read_timeout = waits
     offset = part.stat().st_size if part.exists() else 0
     if size is not None and offset > size:
         # Longer than the file can be: left by a different version of the file. Start over.
@@ -199,14 +346,24 @@ def _fetch_into(
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = _open(request, connect_timeout, read_timeout)
     except urllib.error.HTTPError as exc:
+        hosts.answered(host)
         if exc.code == 416 and offset:
             # "Range Not Satisfiable": our .part does not fit the server's file. Start over.
             exc.close()
             _unlink_quietly(part)
             raise _RestartFromZero() from exc
         raise
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, _Silent):  # keyed by the URL's host, as hosts.silence() asks
+            raise _Silent(str(exc.reason), host) from None
+        raise
+    except TimeoutError as exc:  # connected, request sent, no answer
+        raise _Silent(
+            f"{host} accepted the connection but did not answer within {read_timeout:g} s", host
+        ) from exc
+    hosts.answered(host)
     with response:
         status = getattr(response, "status", None) or 200  # file:// URLs have no status
         length_header = response.headers.get("Content-Length")
@@ -239,6 +396,11 @@ def _fetch_into(
                         f"connection closed after {offset + received + len(exc.partial)} "
                         f"of {expected_total} bytes"
                     ) from exc
+                except TimeoutError as exc:
+                    raise _Truncated(
+                        f"{host} sent nothing for {read_timeout:g} s after {offset + received} "
+                        f"of {expected_total} bytes"
+                    ) from exc
                 if not block:
                     break
                 out.write(block)
@@ -260,7 +422,8 @@ def download_file(
     *,
     desc: str | None = None,
     progress: bool = True,
-    timeout: float = 30.0,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
     retries: int = 2,
 ) -> Path:
     """Download ``url`` to ``dest``, resuming and retrying, and return ``dest`` once verified.
@@ -281,7 +444,35 @@ def download_file(
       the announced ``Content-Length`` are checked.
     - A network failure raises :class:`DownloadError` naming the URL and the reason; the
       ``.part`` is kept so that the next run resumes it.
+    - ``connect_timeout`` bounds the wait for a connection, ``timeout`` the wait for the
+      answer and for each next block of bytes (defaults: :func:`timeouts`). A server that
+      never answered and times out is not retried: it fails after one wait, naming the host.
     """
+    waits = _waits(timeout, connect_timeout)
+    return _download_file(url, dest, sha256, size, desc, progress, waits, retries, _Hosts())
+
+
+def _waits(read_timeout: float | None, connect_timeout: float | None) -> tuple[float, float]:
+    default_connect, default_read = timeouts()
+    waits = (default_connect if connect_timeout is None else connect_timeout,
+             default_read if read_timeout is None else read_timeout)
+    for name, value in zip(("connect_timeout", "timeout"), waits):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InvalidParameterError(f"download: {name} must be a number of seconds > 0, got {value!r}.")
+    return waits
+
+
+def _download_file(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: str | None,
+    size: int | None,
+    desc: str | None,
+    progress: bool,
+    waits: tuple[float, float],
+    retries: int,
+    hosts: _Hosts,
+) -> Path:
     dest = Path(dest)
     sha256 = _check_sha256(sha256, url)
     if size is not None and (not isinstance(size, int) or size < 0):
@@ -300,6 +491,7 @@ def download_file(
     url = _requote(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    host = urllib.parse.urlsplit(url).netloc
     failures = 0
     whole_refetch_done = False
     with tqdm(
@@ -312,16 +504,19 @@ def download_file(
         leave=False,
     ) as bar:
         while True:
+            earlier = hosts.silence(host)
+            if earlier is not None:  # another file's request found this server silent
+                raise _network_error(url, dest, part, earlier, 0, waits)
             try:
                 # pieced: the last response appended to older bytes (so the .part holds the
                 # pieces of more than one response, possibly of two versions of the file).
-                pieced = _fetch_into(url, part, size, timeout, bar)
+                pieced = _fetch_into(url, part, size, waits, bar, hosts)
             except _RestartFromZero:
                 continue  # the .part is gone; the next request starts at byte 0
             except urllib.error.HTTPError as exc:
                 exc.close()
                 if exc.code not in _RETRYABLE_STATUS or failures >= retries:
-                    raise _network_error(url, dest, part, exc, failures + 1) from None
+                    raise _network_error(url, dest, part, exc, failures + 1, waits) from None
                 failures += 1
                 _backoff(failures)
                 continue
@@ -333,8 +528,9 @@ def download_file(
                 socket.timeout,
                 _Truncated,
             ) as exc:
-                if failures >= retries:
-                    raise _network_error(url, dest, part, exc, failures + 1) from None
+                never_answered = isinstance(exc, _Silent) and hosts.went_silent(exc)
+                if never_answered or failures >= retries:
+                    raise _network_error(url, dest, part, exc, failures + 1, waits) from None
                 failures += 1
                 _backoff(failures)
                 continue
@@ -360,17 +556,26 @@ def _backoff(failures: int) -> None:
 
 
 def _network_error(
-    url: str, dest: Path, part: Path, exc: BaseException, attempts: int
+    url: str, dest: Path, part: Path, exc: BaseException, attempts: int, waits: tuple[float, float]
 ) -> DownloadError:
+    """``attempts`` 0: not requested, because the server was silent for another file."""
     kept = ""
     if part.exists() and part.stat().st_size > 0:
         kept = (
             f" The {part.stat().st_size:,} bytes that arrived are kept in {part}; running the "
             "same command again resumes from there."
         )
-    tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+    tries = "not requested" if attempts == 0 else "1 attempt" if attempts == 1 else f"{attempts} attempts"
+    reason = _describe(exc) + (" on an earlier request" if attempts == 0 else "")
+    silent = ""
+    if isinstance(exc, _Silent):
+        silent = (
+            f" A server that has not answered is not asked again; the waits were {waits[0]:g} s to "
+            f"connect ({CONNECT_TIMEOUT_ENV}) and {waits[1]:g} s for an answer ({READ_TIMEOUT_ENV}): "
+            "raise them on a very slow link."
+        )
     return DownloadError(
-        f"Could not download {url} to {dest} ({tries}): {_describe(exc)}.{kept} Check the "
+        f"Could not download {url} to {dest} ({tries}): {reason}.{kept}{silent} Check the "
         f"network connection and try again. {_MIRROR_HINT}"
     )
 
@@ -411,7 +616,8 @@ def download_many(
     desc: str | None = None,
     *,
     progress: bool = True,
-    timeout: float = 30.0,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
     retries: int = 2,
     workers: int = 4,
     show_failures: int = 5,
@@ -429,8 +635,12 @@ def download_many(
     One exception to "every file is attempted": when the first ``give_up_after`` files all
     fail for a reason other than a checksum (no network, unknown host, server down), the rest
     are not tried. Offline, 2,250 doomed requests would otherwise keep a learner waiting for a
-    quarter of an hour before saying what one request already showed.
+    quarter of an hour before saying what one request already showed. Likewise a server that
+    times out before ever answering is not asked again for the other files (see
+    :func:`download_file`).
     """
+    waits = _waits(timeout, connect_timeout)
+    hosts = _Hosts()
     entries = [(url, Path(dest), sha, size) for url, dest, sha, size in items]
     seen: dict[Path, str] = {}
     for url, dest, _, _ in entries:
@@ -450,7 +660,7 @@ def download_many(
 
         def one(index: int) -> None:
             url, dest, sha, size = entries[index]
-            download_file(url, dest, sha, size, progress=False, timeout=timeout, retries=retries)
+            _download_file(url, dest, sha, size, None, False, waits, retries, hosts)
 
         pool = ThreadPoolExecutor(max_workers=min(workers, max(len(entries), 1)))
         try:
@@ -482,9 +692,10 @@ def _many_error(
 ) -> DownloadError:
     kinds = {type(exc).__name__ for _, _, exc in failures}
     if gave_up:
+        hosts = sorted({urllib.parse.urlsplit(url).netloc or url for url, _, _ in failures})
         first = (
-            f"The first {len(failures)} of {total:,} files could not be downloaded "
-            f"({', '.join(sorted(kinds))}) and none succeeded, so the source looks unreachable "
+            f"The first {len(failures)} of {total:,} files could not be downloaded from "
+            f"{', '.join(hosts)} ({', '.join(sorted(kinds))}) and none succeeded, so the source looks unreachable "
             f"from this machine: the other {total - len(failures):,} were not tried. Files "
             "already in place were kept. Check the network and run the same command again."
         )
@@ -593,7 +804,8 @@ def extract_zip(
                 f"{free / 1e6:,.1f} MB free. Free some space or set TLCOURSE_CACHE to a "
                 "folder on a larger disk."
             )
-        tmp = Path(tempfile.mkdtemp(dir=dest_dir.parent, prefix=f".{dest_dir.name}.", suffix=".tmp"))
+        # created as mkdir would (umask applies): it becomes the dataset folder others read
+        tmp = temp_dir(dest_dir.parent, prefix=f".{dest_dir.name}.", suffix=".tmp")
         try:
             root = tmp.resolve()
             for info, rel in plan:

@@ -238,6 +238,21 @@ def locate(name: str) -> Path:
     )
 
 
+def find_copy(name: str) -> Path | None:
+    """The base of the first copy of dataset ``name`` that exists at all, complete or not.
+
+    :func:`locate` wants every file present; ``tlcourse data verify`` and ``fetch`` need the
+    damaged copy too, to name its missing files and download exactly those again.
+    """
+    info = get_info(name)
+    if info.kind == "package":
+        base = package_data_dir(info)
+        bases = ([base] if base is not None else []) + [d / info.root for d in data_search_dirs()]
+        return next((b for b in bases if b.is_dir()), None)
+    top = info.root.split("/")[0]
+    return next((d for d in data_search_dirs() if (d / top).exists()), None)
+
+
 def is_available(name: str) -> bool:
     try:
         locate(name)

@@ -23,7 +23,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import atomic
 from ..errors import CourseError
 from ..paths import cache_dir
 from .feedback import Feedback
@@ -137,19 +137,8 @@ def read_entries(path: str | os.PathLike[str], missing_ok: bool = True) -> list[
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` atomically and flushed to disk (see :mod:`tlcourse.atomic`)."""
+    atomic.write_text(text, path)
 
 
 @contextlib.contextmanager
