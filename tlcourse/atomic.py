@@ -111,3 +111,18 @@ def write_text(text: str, target: str | os.PathLike) -> Path:
 
 def write_json(data: Any, target: str | os.PathLike, indent: int = 2) -> Path:
     return write_text(json.dumps(data, indent=indent, ensure_ascii=False) + "\n", target)
+
+
+def why_unwritable(target: str | os.PathLike, exc: OSError) -> str:
+    """A short reason, for a message, why writing ``target`` failed with ``exc``.
+
+    Creating a folder under a regular file fails with "File exists" or "Not a directory",
+    which does not say which file is in the way; this names it. Other failures (permission
+    denied, disk full, read-only file system) are given as the system states them.
+    """
+    for parent in Path(target).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file, not a folder"
+            break
+    return f"{exc.strerror or exc} ({exc.filename or target})"

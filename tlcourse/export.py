@@ -22,8 +22,8 @@ bytes, a missing path). :class:`ExportedModel` predicts from PIL images or image
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
-import csv
 import datetime as _dt
 import io
 import json
@@ -42,6 +42,7 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 
 from . import atomic
+from .csvsafe import SafeWriter
 from .data.datasets import IMAGE_EXTENSIONS
 from .errors import CourseError, InvalidParameterError
 from .models.preprocessing import Preprocessing
@@ -51,6 +52,13 @@ FORMAT_VERSION = 1
 METADATA_FILE = "tlcourse.json"
 #: Images per forward pass when predicting: bounds memory for folders of any size.
 PREDICT_BATCH = 32
+#: A JPEG of more pixels than this is decoded at a reduced scale (:func:`open_image`); smaller
+#: ones (a 12 MP phone photo, every photo of the course's datasets) are decoded in full.
+DRAFT_ABOVE_PIXELS = 16_000_000
+#: The reduced scale keeps at least this many times the preprocessing's resize size per side.
+DRAFT_MARGIN = 4
+#: Exit status of ``tlcourse predict`` when its stdout is closed early (128 + SIGPIPE).
+STATUS_BROKEN_PIPE = 141
 _MAX_BATCH = 65536
 
 ImageLike = Any  # a PIL image, a path (str / os.PathLike) or a uint8 tensor (3, H, W)
@@ -461,15 +469,31 @@ def _as_list(images: Any) -> list[Any]:
         ) from None
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
+def open_image(path: str | os.PathLike[str], min_size: int | None = None) -> Image.Image:
     """Open and fully decode an image file as RGB; a :class:`CourseError` says why one cannot be.
 
     The decode is forced here (Pillow otherwise reads only the header), so a truncated JPEG
     fails with its name instead of later, mid-batch.
+
+    ``min_size`` (the preprocessing's ``resize_size``) lets a JPEG of more than
+    :data:`DRAFT_ABOVE_PIXELS` be decoded at 1/2, 1/4 or 1/8 scale inside the JPEG decoder
+    (Pillow's ``Image.draft``), at the smallest of those scales that keeps both sides at least
+    :data:`DRAFT_MARGIN` times ``min_size``: an 8000 x 8000 scan then takes 3 to 12 MB of
+    pixels instead of 192 MB (and as much again for the RGB copy), and the antialiased resize
+    of the preprocessing still makes the last step. The reduced decode is not the same
+    pixels, and a model unsure between two classes can tip, so ordinary photos are decoded in
+    full: their predictions are exactly those of a full decode. Other formats have no reduced
+    decode and are read in full.
+
+    Pillow refuses to decode an image of more than about 179 megapixels (a *decompression
+    bomb*: a small file that expands to gigabytes in memory); that, and running out of memory,
+    is reported as a :class:`CourseError` naming the file, like any other unreadable image.
     """
     path = Path(path)
     try:
         with Image.open(path) as img:
+            if min_size and img.width * img.height > DRAFT_ABOVE_PIXELS:
+                img.draft("RGB", (DRAFT_MARGIN * min_size, DRAFT_MARGIN * min_size))
             img.load()
             return img.convert("RGB")
     except FileNotFoundError:
@@ -481,6 +505,13 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
             f"{path} is not an image file Pillow can read (extension {path.suffix or 'none'}). "
             f"Give JPEG/PNG images ({', '.join(IMAGE_EXTENSIONS)})."
         ) from None
+    except (Image.DecompressionBombError, MemoryError) as exc:
+        why = str(exc) if isinstance(exc, Image.DecompressionBombError) else "Out of memory while decoding it."
+        raise CourseError(
+            f"{path}: not decoded, too large: {why} A file that expands to this many pixels is a "
+            "decompression bomb or a huge scan; downscale it (e.g. to 2000 px on its long side) "
+            "and classify the copy."
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise CourseError(
             f"{path}: the image could not be decoded ({exc}). The file is damaged or truncated "
@@ -488,11 +519,13 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         ) from None
 
 
-def _as_image(item: Any) -> Any:
+def _as_image(item: Any, min_size: int | None = None) -> Any:
+    """A PIL image or uint8 tensor the preprocessing takes; paths are opened with
+    :func:`open_image` (``min_size``: see there)."""
     if isinstance(item, Image.Image):
         return item.convert("RGB")
     if isinstance(item, (str, os.PathLike)):
-        return open_image(item)
+        return open_image(item, min_size)
     if isinstance(item, torch.Tensor) and item.dtype == torch.uint8 and item.ndim == 3 and item.shape[0] == 3:
         return item
     raise InvalidParameterError(
@@ -508,7 +541,9 @@ def _gather(paths: Sequence[str]) -> tuple[list[Path], list[str], list[str]]:
 
     A folder is walked recursively and keeps the files with an image extension; its other
     files are named as skipped. A file given explicitly is always tried: if it is not an
-    image, decoding says so and counts as a failure.
+    image, decoding says so and counts as a failure. A path that is neither a file nor a
+    folder (a named pipe, a device) is a problem, never opened: reading a pipe could wait
+    forever, and a device could stream without end.
     """
     files: list[Path] = []
     problems: list[str] = []
@@ -522,8 +557,11 @@ def _gather(paths: Sequence[str]) -> tuple[list[Path], list[str], list[str]]:
             if not images:
                 problems.append(f"{path}: no image files in this folder ({', '.join(IMAGE_EXTENSIONS)}).")
             files += images
-        elif path.exists():
+        elif path.is_file():
             files.append(path)
+        elif path.exists():
+            problems.append(f"{path}: not a regular file or a folder (a pipe, socket or device); "
+                            "give image files or folders of them.")
         else:
             problems.append(f"{path}: no such file or folder.")
     return files, problems, skipped
@@ -533,13 +571,32 @@ def _fmt(p: float) -> str:
     return f"{p:.4f}" if math.isfinite(p) else str(p)
 
 
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``tlcourse predict ... | head``): stop quietly.
+
+    Nobody reads the remaining predictions, so they are not computed. Pointing stdout at
+    ``os.devnull`` keeps Python from a second ``BrokenPipeError`` when it flushes stdout at
+    exit. The status is 141 (128 + SIGPIPE), what a shell reports for ``cat`` or ``grep`` in
+    the same place, so ``set -o pipefail`` scripts see the usual value.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return STATUS_BROKEN_PIPE
+
+
 def cli_predict(args: argparse.Namespace) -> int:
     """``tlcourse predict --model FILE [--top-k K] PATH...``: CSV predictions on stdout.
 
     Columns ``path,predicted_class,probability`` (with ``--top-k K > 1``:
-    ``path,class_1,prob_1,...,class_K,prob_K``). Unreadable images and paths that are not
-    images are reported on stderr, the other images are still classified, and the exit status
-    is 1. A model file of the wrong kind or a bad ``--top-k`` stops at once (status 2).
+    ``path,class_1,prob_1,...,class_K,prob_K``); text cells that a spreadsheet would run as a
+    formula (a photo named ``=cmd|...``) get a leading ``'`` (:mod:`tlcourse.csvsafe`).
+    Unreadable images (damaged, not images, decompression bombs) and paths that are not images
+    are reported on stderr, one line each, the other images are still classified, and the exit
+    status is 1. A model file of the wrong kind or a bad ``--top-k`` stops at once (status 2).
+    Large JPEGs are decoded at a reduced scale (:func:`open_image`). When stdout is closed
+    early (``| head``), the command stops without a traceback, status 141.
     """
     metadata = read_metadata(args.model)  # fast refusal of a wrong file before the heavy load
     k = _check_top_k(args.top_k, len(_recorded_class_names(metadata, Path(args.model))))
@@ -547,32 +604,37 @@ def cli_predict(args: argparse.Namespace) -> int:
     for note in skipped:
         print(f"tlcourse predict: skipped {note} (not an image file)", file=sys.stderr)
     exported = load_exported(args.model) if files else None
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    if k == 1:
-        writer.writerow(["path", "predicted_class", "probability"])
-    else:
-        writer.writerow(["path"] + [c for i in range(1, k + 1) for c in (f"class_{i}", f"prob_{i}")])
+    min_size = exported.preprocessing.resize_size if exported is not None else None
+    writer = SafeWriter(sys.stdout)
     failed = len(problems)
-    for message in problems:
-        print(f"tlcourse predict: {message}", file=sys.stderr)
-    for start in range(0, len(files), PREDICT_BATCH):
-        chunk, images = [], []
-        for path in files[start : start + PREDICT_BATCH]:
-            try:
-                images.append(open_image(path))
-                chunk.append(path)
-            except CourseError as exc:
-                failed += 1
-                print(f"tlcourse predict: {exc}", file=sys.stderr)
-        if not images:
-            continue
-        assert exported is not None
-        for path, top in zip(chunk, exported.predict(images, top_k=k)):
-            if k == 1:
-                writer.writerow([str(path), top[0][0], _fmt(top[0][1])])
-            else:
-                writer.writerow([str(path)] + [x for name, p in top for x in (name, _fmt(p))])
+    try:
+        if k == 1:
+            writer.writerow(["path", "predicted_class", "probability"])
+        else:
+            writer.writerow(["path"] + [c for i in range(1, k + 1) for c in (f"class_{i}", f"prob_{i}")])
+        for message in problems:
+            print(f"tlcourse predict: {message}", file=sys.stderr)
+        for start in range(0, len(files), PREDICT_BATCH):
+            chunk, images = [], []
+            for path in files[start : start + PREDICT_BATCH]:
+                try:
+                    images.append(open_image(path, min_size))
+                    chunk.append(path)
+                except CourseError as exc:
+                    failed += 1
+                    print(f"tlcourse predict: {exc}", file=sys.stderr)
+            if not images:
+                continue
+            assert exported is not None
+            for path, top in zip(chunk, exported.predict(images, top_k=k)):
+                if k == 1:
+                    writer.writerow([str(path), top[0][0], _fmt(top[0][1])])
+                else:
+                    writer.writerow([str(path)] + [x for name, p in top for x in (name, _fmt(p))])
+            sys.stdout.flush()
         sys.stdout.flush()
+    except BrokenPipeError:
+        return _stdout_closed()
     if failed:
         print(f"tlcourse predict: {failed} input(s) could not be classified (see above).", file=sys.stderr)
     return 1 if failed else 0

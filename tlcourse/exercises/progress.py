@@ -9,28 +9,34 @@ path given to :class:`~tlcourse.exercises.Exercises`) holds a list of attempts::
                   "bank_questions": 8, "time": "2026-11-23T19:40:02+01:00"}, ...]}
 
 Writes are atomic (temporary file in the same folder, then ``os.replace``) and read the
-existing file first, so earlier entries are never lost; a file that does not parse is
+existing file first, so earlier entries are never lost; a file that does not parse, or whose
+entries have a field of the wrong type (``"correct": "no"`` is not an answer marked right), is
 *refused*, never overwritten: it may hold a term's work. ``tlcourse progress`` summarises one
-learner per bank, or merges several learners' files into a class table (optionally CSV).
+learner per bank, or merges several learners' files into a class table (optionally CSV). The
+files of a class come from learners' machines, so one that cannot be read is named and left
+out while the table is still made for the others, and the CSV's text cells are written so a
+spreadsheet never runs them as formulas.
 """
 from __future__ import annotations
 
 import contextlib
-import csv
 import getpass
 import io
 import json
 import math
 import os
 import re
+import sys
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .. import atomic
+from ..atomic import why_unwritable
+from ..csvsafe import SafeWriter
 from ..errors import CourseError
 from ..paths import cache_dir
 from .feedback import Feedback
@@ -41,7 +47,16 @@ REQUIRED_KEYS = ("learner", "bank", "question", "correct", "time")
 
 
 class ProgressError(CourseError):
-    """A progress file cannot be read or written; the message names the file."""
+    """A progress file cannot be read or written; the message names the file.
+
+    ``path`` and ``reason`` (what is wrong with it, e.g. ``is not valid JSON (...)``) are kept
+    apart too, so the class table can name a skipped file in one short line.
+    """
+
+    def __init__(self, message: str, path: Path | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
 
 
 # --------------------------------------------------------------------------- locations
@@ -99,8 +114,56 @@ def json_safe(value: Any, depth: int = 0) -> Any:
 def _refuse(path: Path, why: str) -> ProgressError:
     return ProgressError(
         f"Progress file {path} {why}. It was left untouched, so no earlier answer is lost. "
-        "Move it aside (or repair it) and run again; a new file will be started."
+        "Move it aside (or repair it) and run again; a new file will be started.",
+        path=path,
+        reason=why,
     )
+
+
+def _nonempty_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _iso_time(value: Any) -> bool:
+    if not isinstance(value, str):  # fromisoformat would also take str(20260301)
+        return False
+    try:
+        parse_time(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _count_or_null(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
+#: Every field the summaries read, with its test and what it must be. A progress file comes from
+#: a learner's machine and may have been edited: ``"correct": "no"`` would count as right (a
+#: non-empty string is truthy), a number as a learner's name would merge with another's.
+FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "learner": (_nonempty_text, "a non-empty text"),
+    "bank": (_nonempty_text, "a non-empty text"),
+    "question": (_nonempty_text, "a non-empty text"),
+    "correct": (lambda v: isinstance(v, bool), "true or false"),
+    "time": (_iso_time, "an ISO-8601 date and time such as \"2026-03-01T09:40:02+01:00\""),
+    "kind": (lambda v: isinstance(v, str), "a text"),
+    "message": (lambda v: isinstance(v, str), "a text"),
+    "bank_questions": (_count_or_null, "a whole number of 0 or more, or null"),
+}
+
+
+def entry_problem(entry: Any) -> str | None:
+    """What is wrong with one stored attempt (a missing or mistyped field), or None if nothing."""
+    missing = [k for k in REQUIRED_KEYS if not isinstance(entry, dict) or k not in entry]
+    if missing:
+        return f"without {', '.join(missing)}"
+    for key, (valid, expected) in FIELD_TYPES.items():
+        if key in entry and not valid(entry[key]):
+            value = entry[key]
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            return f'whose "{key}" is {shown} ({type(value).__name__}); it must be {expected}'
+    return None
 
 
 def read_entries(path: str | os.PathLike[str], missing_ok: bool = True) -> list[dict[str, Any]]:
@@ -109,7 +172,8 @@ def read_entries(path: str | os.PathLike[str], missing_ok: bool = True) -> list[
     if not path.exists():
         if missing_ok:
             return []
-        raise ProgressError(f"No progress file at {path}. Check the path (or the learner's name).")
+        raise ProgressError(f"No progress file at {path}. Check the path (or the learner's name).",
+                            path=path, reason="does not exist")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -118,6 +182,8 @@ def read_entries(path: str | os.PathLike[str], missing_ok: bool = True) -> list[
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _refuse(path, f"is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+    except RecursionError:  # "[[[[..." thousands deep: no progress file nests like that
+        raise _refuse(path, "is not a tlcourse progress file (its JSON is nested thousands of levels deep)") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise _refuse(path, f"is not a tlcourse progress file (no \"format\": \"{FORMAT}\")")
     if data.get("version") != VERSION:
@@ -126,13 +192,9 @@ def read_entries(path: str | os.PathLike[str], missing_ok: bool = True) -> list[
     if not isinstance(entries, list):
         raise _refuse(path, "has no \"entries\" list")
     for i, e in enumerate(entries):
-        missing = [k for k in REQUIRED_KEYS if not isinstance(e, dict) or k not in e]
-        if missing:
-            raise _refuse(path, f"has an entry {i} without {', '.join(missing)}")
-        try:
-            parse_time(e["time"])
-        except (TypeError, ValueError) as exc:
-            raise _refuse(path, f"has an entry {i} whose time {e['time']!r} is not ISO-8601") from exc
+        problem = entry_problem(e)
+        if problem:
+            raise _refuse(path, f"has an entry {i} {problem}")
     return entries
 
 
@@ -161,9 +223,9 @@ def _locked(path: Path) -> Iterator[None]:
 def append_entry(path: str | os.PathLike[str], entry: Mapping[str, Any]) -> None:
     """Add one attempt to ``path``, keeping every earlier one (atomic; refuses corrupt files)."""
     path = Path(path)
-    missing = [k for k in REQUIRED_KEYS if k not in entry]
-    if missing:
-        raise ProgressError(f"A progress entry needs {', '.join(missing)}; got {sorted(entry)}.")
+    problem = entry_problem(dict(entry))
+    if problem:  # never write what read_entries would refuse afterwards
+        raise ProgressError(f"Not recorded in {path}: the progress entry is {problem}; got {dict(entry)!r:.200}.")
     with _locked(path):
         entries = read_entries(path)
         entries.append(dict(entry))
@@ -190,7 +252,7 @@ def make_entry(
         "kind": kind,
         "answer": json_safe(answer),
         "correct": bool(feedback.correct),
-        "message": feedback.message,
+        "message": str(feedback.message),
         "bank_questions": bank_questions,
         "time": when.isoformat(timespec="seconds"),
     }
@@ -223,15 +285,29 @@ class BankSummary:
     last_attempt: str
 
 
-def merge_files(paths: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    """All entries of several files (folders: their ``*.json``), duplicates dropped, by time."""
+def merge_files(
+    paths: Iterable[str | os.PathLike[str]], problems: list[ProgressError] | None = None
+) -> list[dict[str, Any]]:
+    """All entries of several files (folders: their ``*.json``), duplicates dropped, by time.
+
+    Without ``problems`` the first file that cannot be read raises its :class:`ProgressError`.
+    With a list, such a file is skipped and its error appended there: a class's files come
+    from many machines, and one damaged file must not hide everyone else's results.
+    """
     files: list[Path] = []
     for p in map(Path, paths):
         files.extend(sorted(p.glob("*.json")) if p.is_dir() else [p])
     seen: set[str] = set()
     out: list[dict[str, Any]] = []
     for f in files:
-        for e in read_entries(f, missing_ok=False):
+        try:
+            entries = read_entries(f, missing_ok=False)
+        except ProgressError as exc:
+            if problems is None:
+                raise
+            problems.append(exc)
+            continue
+        for e in entries:
             key = json.dumps(e, sort_keys=True)
             if key not in seen:
                 seen.add(key)
@@ -331,23 +407,42 @@ def _fixed_width(rows: Sequence[Sequence[str]]) -> str:
 def write_class_csv(table: Any, path: str | os.PathLike[str]) -> Path:
     """The class table as CSV (atomic): one row per learner, ``<bank> (of N)`` columns of counts.
 
-    Counts rather than "3/5" strings, because spreadsheets read "3/5" as a date.
+    Counts rather than "3/5" strings, because spreadsheets read "3/5" as a date. Learner and
+    bank names come from learners' files, so a text cell a spreadsheet would run as a formula
+    (``=HYPERLINK(...)``) is written with a leading ``'``, and a name holding a line break stays
+    in its row (:mod:`tlcourse.csvsafe`). A path that
+    cannot be written raises a :class:`ProgressError` naming it; nothing is left behind there.
     """
     sizes = table.attrs.get("questions", {})
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = SafeWriter(buf)
     total_q = sum(sizes.get(b, 0) for b in table.columns)
     writer.writerow(["learner", *[f"{b} (of {sizes.get(b, '?')})" for b in table.columns], f"total (of {total_q})"])
     for learner, row in table.iterrows():
         cells = ["" if _na(v) else int(v) for v in row]
-        writer.writerow([learner, *cells, sum(int(v) for v in row if not _na(v))])
+        writer.writerow([str(learner), *cells, sum(int(v) for v in row if not _na(v))])
     path = Path(path)
-    atomic_write_text(path, buf.getvalue())
+    if path.is_dir():
+        raise ProgressError(f"Cannot write the class table to {path}: it is a folder. Give a file name "
+                            f"with --csv, such as {path / 'class.csv'}.", path=path, reason="is a folder")
+    try:
+        atomic_write_text(path, buf.getvalue())
+    except OSError as exc:
+        why = why_unwritable(path, exc)
+        raise ProgressError(
+            f"Cannot write the class table to {path}: {why}. Give --csv a path in a folder you "
+            "can write to; nothing was written.", path=path, reason=why,
+        ) from None
     return path
 
 
 def cli_progress(args: Any) -> int:
-    """``tlcourse progress [FILES...] [--csv PATH]``: one learner per bank, or a class table."""
+    """``tlcourse progress [FILES...] [--csv PATH]``: one learner per bank, or a class table.
+
+    One file that cannot be read stops the command (status 2, its reason on stderr). For a
+    class (several files or a folder) each unreadable file is named on stderr and left out,
+    the table is made for the others, and the exit status is 1 so a script notices the gap.
+    """
     files = list(getattr(args, "files", None) or [])
     if not files:
         own = progress_path()
@@ -355,12 +450,16 @@ def cli_progress(args: Any) -> int:
             print(f"No progress yet: {own} does not exist. It is written when you first check an answer.")
             return 0
         files = [str(own)]
-    entries = merge_files(files)
+    one_file = len(files) == 1 and not Path(files[0]).is_dir()
+    problems: list[ProgressError] = []
+    entries = merge_files(files, problems=None if one_file else problems)
+    for exc in problems:
+        print(f"tlcourse progress: skipped {exc.path}: it {exc.reason} (left untouched).", file=sys.stderr)
     if not entries:
         print(f"No answers recorded in {', '.join(files)}.")
-        return 0
+        return _class_status(problems)
     learners = {str(e["learner"]) for e in entries}
-    if len(files) == 1 and len(learners) == 1 and not Path(files[0]).is_dir():
+    if one_file and len(learners) == 1:
         print(f"Progress of {next(iter(learners))} ({files[0]}):")
         print(format_summary(summarise(entries)))
         table = class_table(entries)
@@ -371,7 +470,15 @@ def cli_progress(args: Any) -> int:
     if getattr(args, "csv", None):
         out = write_class_csv(table, args.csv)
         print(f"Wrote {out}")
-    return 0
+    return _class_status(problems)
+
+
+def _class_status(problems: Sequence[ProgressError]) -> int:
+    if not problems:
+        return 0
+    print(f"tlcourse progress: {len(problems)} progress file(s) could not be read and are missing from "
+          "the table (see above).", file=sys.stderr)
+    return 1
 
 
 __all__ = [
@@ -381,6 +488,7 @@ __all__ = [
     "class_table",
     "cli_progress",
     "default_learner",
+    "entry_problem",
     "format_class_table",
     "format_summary",
     "json_safe",
