@@ -30,6 +30,8 @@ from matplotlib.transforms import blended_transform_factory
 from torch import nn
 
 from .errors import CourseError, InvalidParameterError, unknown_name
+from .metrics import class_indices as _labels
+from .metrics import confusion_counts
 
 #: colours shared by all plots so "trainable" and "frozen" look the same everywhere
 STATUS_COLOURS = {"trainable": "#2ca02c", "partial": "#ff7f0e", "frozen": "#7f7f7f", "empty": "#d9d9d9"}
@@ -125,34 +127,6 @@ def _to_numpy(values: Any) -> np.ndarray:
     if isinstance(values, torch.Tensor):
         return values.detach().cpu().numpy()
     return np.asarray(values)
-
-
-def _labels(values: Any, n: int | None, num_classes: int, what: str, where: str) -> np.ndarray:
-    """Class indices as a 1-D int array, checked against ``n`` and the number of classes."""
-    arr = _to_numpy(values)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise InvalidParameterError(
-            f"{where}: {what} must be a 1-D sequence of class indices, got shape {arr.shape}. "
-            "For probabilities or logits take .argmax(1) first."
-        )
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise InvalidParameterError(
-                f"{where}: {what} must hold integer class indices, got dtype {arr.dtype}."
-            )
-    if n is not None and len(arr) != n:
-        raise InvalidParameterError(f"{where}: {what} has {len(arr)} entries but there are {n} images/predictions.")
-    if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
-        bad = int(arr.min() if arr.min() < 0 else arr.max())
-        raise InvalidParameterError(
-            f"{where}: {what} contains class index {bad}, outside 0..{num_classes - 1} "
-            f"(class_names has {num_classes} names). Pass the class names of the same dataset."
-        )
-    return arr.astype(np.int64)
 
 
 def _probabilities(probs: Any, n: int, num_classes: int, where: str) -> np.ndarray:
@@ -549,17 +523,6 @@ def plot_history(
 
 
 # ----------------------------------------------------------------------------- errors
-
-
-def confusion_counts(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
-    """``counts[t, p]`` = how many images of true class ``t`` were predicted as ``p``."""
-    where = "confusion_counts"
-    num_classes = _check_int(num_classes, "num_classes", where)
-    t = _labels(y_true, None, num_classes, "y_true", where)
-    p = _labels(y_pred, len(t), num_classes, "y_pred", where)
-    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(counts, (t, p), 1)
-    return counts
 
 
 def plot_confusion_matrix(
