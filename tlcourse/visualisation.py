@@ -713,36 +713,23 @@ def show_predictions(
 def stage_summary(model: nn.Module) -> "OrderedDict[str, dict[str, Any]]":
     """Per stage: parameters, trainable parameters, status and BatchNorm layers in train mode.
 
-    The numbers behind :func:`plot_stage_diagram`, handy to print or assert on.
+    The numbers behind :func:`plot_stage_diagram`, handy to print or assert on. They are
+    :func:`tlcourse.models.freeze_audit`'s (the one count of what is frozen), keyed the way the
+    diagram reads them, with one status the audit has no use for: a stage without parameters
+    is ``"empty"`` (drawn grey) rather than ``"frozen"``.
     """
-    from .models import stage_modules, stage_of_parameters
+    from .models import freeze_audit
 
-    params = dict(model.named_parameters())
     summary: OrderedDict[str, dict[str, Any]] = OrderedDict()
-    for stage, modules in stage_modules(model).items():
-        norms = [
-            m for root in modules for m in root.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-        ]
-        summary[stage] = {
-            "params": 0,
-            "trainable": 0,
-            "batchnorm": len(norms),
-            "batchnorm_training": sum(bool(m.training) for m in norms),
+    for stage, row in freeze_audit(model).iterrows():
+        params = int(row["parameters"])
+        summary[str(stage)] = {
+            "params": params,
+            "trainable": int(row["trainable"]),
+            "batchnorm": int(row["bn_layers"]),
+            "batchnorm_training": int(row["bn_train"]),
+            "status": "empty" if params == 0 else str(row["status"]),
         }
-    for name, stage in stage_of_parameters(model).items():
-        n = params[name].numel()
-        summary[stage]["params"] += n
-        if params[name].requires_grad:
-            summary[stage]["trainable"] += n
-    for row in summary.values():
-        if row["params"] == 0:
-            row["status"] = "empty"
-        elif row["trainable"] == row["params"]:
-            row["status"] = "trainable"
-        elif row["trainable"] == 0:
-            row["status"] = "frozen"
-        else:
-            row["status"] = "partial"
     return summary
 
 
