@@ -29,7 +29,7 @@ from .gradcam import grad_cam, plot_grad_cam
 from .learned import first_rgb_conv, plot_feature_maps, plot_first_layer_filters
 from .predictions import plot_confusion_matrix, plot_image_grid, plot_misclassified, show_predictions
 from .recipes import STATUS_COLOURS, plot_lr_per_stage, plot_stage_diagram, stage_summary
-from .strategies import plot_heatmap
+from .strategies import plot_heatmap, plot_strategies
 
 __all__ = [
     "STATUS_COLOURS",
@@ -46,6 +46,7 @@ __all__ = [
     "plot_lr_per_stage",
     "plot_misclassified",
     "plot_stage_diagram",
+    "plot_strategies",
     "show_predictions",
     "stage_summary",
 ]

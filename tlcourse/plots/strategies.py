@@ -9,8 +9,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..errors import InvalidParameterError, unknown_name
-from ._figures import one_axes, wrap
+from ..errors import CourseError, InvalidParameterError, unknown_name
+from ._figures import detach, one_axes, wrap
 
 def plot_heatmap(
     table: Any,
@@ -66,4 +66,44 @@ def plot_heatmap(
     return fig
 
 
-__all__ = ["plot_heatmap"]
+def plot_strategies(
+    runs: Any, dataset: str, n_per_class: int, metric: str = "acc", ax: Axes | None = None
+) -> Figure:
+    """One cell of the matrix: a bar per strategy (mean over seeds), a dot per seed, std as error bar.
+
+    When the dots of two strategies overlap, the difference between their bars may be luck.
+    ``runs`` is :func:`tlcourse.experiments.run_grid`'s table; ``ax`` draws into your figure
+    (as the lessons do, two cells side by side).
+    """
+    from ..data import get_info
+    from ..experiments import METRICS, STRATEGIES, check_table, column_label, ordered_strategies
+
+    check_table(runs, metric, "plot_strategies")
+    cell = runs[(runs["dataset"] == dataset) & (runs["n_per_class"] == n_per_class)]
+    if cell.empty:
+        cells = ", ".join(f"{d} {n}/class" for d, n in dict.fromkeys(zip(runs["dataset"], runs["n_per_class"])))
+        raise CourseError(f"plot_strategies: no runs for {dataset} with {n_per_class}/class. The table has: {cells}.")
+    names = ordered_strategies(cell["strategy"])
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.0, 3.6))
+        detach(fig)
+    else:
+        fig = ax.figure
+    for i, s in enumerate(names):
+        values = cell.loc[cell["strategy"] == s, metric].to_numpy()
+        ax.bar(i, values.mean(), color=f"C{i}", alpha=0.75, yerr=values.std(ddof=1) if len(values) > 1 else None, capsize=4)
+        ax.scatter(np.full(len(values), i) + np.linspace(-0.15, 0.15, len(values)), values, color="black", s=14, zorder=3)
+    chance = 1 / len(get_info(dataset).class_names)
+    ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.0%})")
+    ax.set_xticks(range(len(names)), [STRATEGIES[s] for s in names], rotation=15)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel(f"test {METRICS.get(metric, metric)}")
+    seeds = cell["seed"].nunique()
+    ax.set_title(f"{column_label(runs, dataset, n_per_class)}\nmean of {seeds} seed(s)"
+                 + (", bar = +-1 std, dots = seeds" if seeds > 1 else ""), fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+__all__ = ["plot_heatmap", "plot_strategies"]
