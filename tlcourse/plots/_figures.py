@@ -99,3 +99,6 @@ def wrap(text: Any, width: int = 22) -> str:
             line += piece
     lines.append(line.rstrip())
     return "\n".join(lines)
+
+
+__all__ = ["RIGHT", "WRONG", "detach", "grid", "new_figure", "one_axes", "root_figure", "show_image", "wrap"]

@@ -52,3 +52,6 @@ def arch_name(model: nn.Module) -> str:
         return spec_for(model).name
     except CourseError:
         return type(model).__name__
+
+
+__all__ = ["arch_name", "evaluation", "model_device"]

@@ -15,6 +15,7 @@ from ..metrics import confusion_counts
 from ._figures import RIGHT, WRONG, grid, new_figure, one_axes, show_image, wrap
 from ._inputs import as_class_names, as_display_images, as_probabilities, check_int, class_indices
 
+
 def plot_confusion_matrix(
     y_true: Any,
     y_pred: Any,

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from ..errors import CourseError, InvalidParameterError, unknown_name
 from ._figures import detach, one_axes, wrap
 
+
 def plot_heatmap(
     table: Any,
     title: str = "",
