@@ -48,3 +48,61 @@ def small_plants():
     data = load_dataset("plantvillage", 64, progress=False)
     pre = get_spec("mobilenet_v2").preprocessing.at(64)
     return take_per_class(data, 6, seed=0).with_transform(eval_transform(pre))
+
+
+# ----------------------------------------------------------------------------- plots (tests/plots/)
+
+
+@pytest.fixture
+def no_open_figures():
+    """Fails a test whose plot left its figure in pyplot's list instead of handing it over.
+
+    The plot tests use it for every test (``pytestmark = pytest.mark.usefixtures(...)``).
+    """
+    import matplotlib.pyplot as plt
+
+    yield
+    assert plt.get_fignums() == [], "plots must hand their figures to the caller, not leave them in pyplot"
+    plt.close("all")
+
+
+@pytest.fixture(scope="session")
+def plant_class_names(shared_data: Path) -> list[str]:
+    """The 15 PlantVillage class names, sorted: the order of the class indices."""
+    return sorted(p.name for p in (shared_data / "plantvillage").iterdir() if p.is_dir())
+
+
+@pytest.fixture(scope="module")
+def leaf_batch(shared_data: Path, plant_class_names: list[str]):
+    """Six PlantVillage leaves, two each of classes 0, 6 and 14, at 96 px.
+
+    Returns ``(images, labels, paths)``: uint8 ``(6, 3, 96, 96)``, int64 ``(6,)``, the files.
+    """
+    import torch
+    from PIL import Image
+    from torchvision.transforms.functional import pil_to_tensor
+
+    images, labels, paths = [], [], []
+    for label in (0, 6, 14):
+        for path in sorted((shared_data / "plantvillage" / plant_class_names[label]).glob("*.jpg"))[:2]:
+            with Image.open(path) as img:
+                images.append(pil_to_tensor(img.convert("RGB").resize((96, 96), Image.BILINEAR)))
+            labels.append(label)
+            paths.append(path)
+    return torch.stack(images), torch.tensor(labels), paths
+
+
+@pytest.fixture(scope="module")
+def plant_classifier():
+    """``(model, preprocessing)``: MobileNetV2 with a new 15-way head (PlantVillage's classes)."""
+    from tlcourse.models import create_model
+
+    return create_model("mobilenet_v2", 15)
+
+
+@pytest.fixture(scope="module")
+def imagenet_classifier():
+    """``(model, preprocessing)``: the pretrained ImageNet MobileNetV2, in eval mode."""
+    from tlcourse.models import get_spec, load_backbone
+
+    return load_backbone("mobilenet_v2").eval(), get_spec("mobilenet_v2").preprocessing

@@ -102,7 +102,7 @@ def test_natural_balance_sample_and_class_weights(grid, budget):
     assert weighted_net.probs[:, 1].mean() > _run(grid[1], "partial", 0).probs[:, 1].mean()
 
 
-def test_summaries_tables_and_plots(grid):
+def test_summaries_and_tables(grid):  # their plot: tests/plots/test_strategies.py
     table, _ = grid
     summary = experiments.summarise(table, "acc")
     assert list(summary.index.get_level_values("strategy")) == list(experiments.STRATEGIES)
@@ -115,11 +115,6 @@ def test_summaries_tables_and_plots(grid):
     assert list(matrix.columns) == [f"{DATASET} (different), 3/class"]
     with pytest.raises(CourseError, match="metric"):
         experiments.summarise(table, "f1")
-    fig = experiments.plot_strategies(table, DATASET, 3)
-    assert len(fig.axes[0].patches) == 4
-    with pytest.raises(CourseError, match="3/class"):
-        experiments.plot_strategies(table, DATASET, 10)
-    plt.close("all")
 
 
 def test_explore_headless_shows_the_default_view(grid, monkeypatch):

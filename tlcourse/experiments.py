@@ -4,8 +4,9 @@ The decision matrix of transfer learning (how much data? how similar to ImageNet
 convincing when measured, and only measurable when every cell is run the same way: the same
 backbone, image size, epochs, batch size, learning rate and test images, so that the *strategy*
 is the one thing that changes. :func:`run_strategy` is that one way; :func:`run_grid` repeats
-it over datasets, sizes, strategies and seeds and returns one table row per run, and the plots
-below read that table. Lessons 06 (the decision matrix) and 08 (X-rays and solar cells) both
+it over datasets, sizes, strategies and seeds and returns one table row per run, which
+:func:`summarise` and :func:`decision_table` condense and :func:`tlcourse.plots.plot_strategies`
+draws. Lessons 06 (the decision matrix) and 08 (X-rays and solar cells) both
 use it, so their numbers are comparable.
 
 The four strategies, from least to most trained:
@@ -54,7 +55,7 @@ from .data import (
     take_per_class,
 )
 from .device import pick_device, seed_everything
-from .errors import CourseError, InvalidParameterError, unknown_name
+from .errors import InvalidParameterError, unknown_name
 from .features import extract_features
 from .models import create_model, get_spec, split_at
 from .params import check_parameters
@@ -342,20 +343,22 @@ def run_grid(
     return (table, runs) if keep_runs else table
 
 
-def _check_table(runs: pd.DataFrame, metric: str, where: str) -> None:
+def check_table(runs: pd.DataFrame, metric: str, where: str) -> None:
+    """Refuse anything but :func:`run_grid`'s table with a ``metric`` column (``where`` names the caller)."""
     if not isinstance(runs, pd.DataFrame) or runs.empty:
         raise InvalidParameterError(f"{where}: expected run_grid's table (a non-empty DataFrame), got {type(runs).__name__}.")
     if metric not in runs.columns:
         raise unknown_name("metric", metric, [c for c in METRICS if c in runs.columns])
 
 
-def _ordered_strategies(names: Sequence[str]) -> list[str]:
+def ordered_strategies(names: Sequence[str]) -> list[str]:
+    """The strategies among ``names``, from least to most trained (the order of :data:`STRATEGIES`)."""
     return [s for s in STRATEGIES if s in set(names)]
 
 
 def summarise(runs: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
     """Mean, standard deviation, min and max over seeds of each dataset x size x strategy."""
-    _check_table(runs, metric, "summarise")
+    check_table(runs, metric, "summarise")
     grouped = runs.groupby(["dataset", "n_per_class", "strategy"], sort=False)[metric]
     table = grouped.agg(["mean", "std", "min", "max", "count"]).rename(columns={"count": "seeds"})
     table["std"] = table["std"].fillna(0.0)  # one seed: no spread to show
@@ -370,64 +373,30 @@ def column_label(runs: pd.DataFrame, dataset: str, n_per_class: int) -> str:
 
 def decision_table(runs: pd.DataFrame, metric: str = "acc") -> pd.DataFrame:
     """Strategies (rows) x dataset-and-size (columns), mean over seeds: the decision matrix."""
-    _check_table(runs, metric, "decision_table")
+    check_table(runs, metric, "decision_table")
     mean = runs.groupby(["dataset", "n_per_class", "strategy"], sort=False)[metric].mean()
     columns = list(dict.fromkeys(zip(runs["dataset"], runs["n_per_class"])))
     table = pd.DataFrame(
-        {column_label(runs, d, n): [mean.get((d, n, s), np.nan) for s in _ordered_strategies(runs["strategy"])]
+        {column_label(runs, d, n): [mean.get((d, n, s), np.nan) for s in ordered_strategies(runs["strategy"])]
          for d, n in columns},
-        index=[STRATEGIES[s] for s in _ordered_strategies(runs["strategy"])],
+        index=[STRATEGIES[s] for s in ordered_strategies(runs["strategy"])],
     )
     table.index.name = "strategy"
     table.columns.name = "dataset (domain), images per class"
     return table
 
 
-def plot_strategies(runs: pd.DataFrame, dataset: str, n_per_class: int, metric: str = "acc", ax=None):
-    """One cell of the matrix: a bar per strategy (mean over seeds), a dot per seed, std as error bar.
-
-    When the dots of two strategies overlap, the difference between their bars may be luck.
-    """
-    import matplotlib.pyplot as plt
-
-    _check_table(runs, metric, "plot_strategies")
-    cell = runs[(runs["dataset"] == dataset) & (runs["n_per_class"] == n_per_class)]
-    if cell.empty:
-        cells = ", ".join(f"{d} {n}/class" for d, n in dict.fromkeys(zip(runs["dataset"], runs["n_per_class"])))
-        raise CourseError(f"plot_strategies: no runs for {dataset} with {n_per_class}/class. The table has: {cells}.")
-    names = _ordered_strategies(cell["strategy"])
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.0, 3.6))
-        plt.close(fig)
-    else:
-        fig = ax.figure
-    for i, s in enumerate(names):
-        values = cell.loc[cell["strategy"] == s, metric].to_numpy()
-        ax.bar(i, values.mean(), color=f"C{i}", alpha=0.75, yerr=values.std(ddof=1) if len(values) > 1 else None, capsize=4)
-        ax.scatter(np.full(len(values), i) + np.linspace(-0.15, 0.15, len(values)), values, color="black", s=14, zorder=3)
-    chance = 1 / len(get_info(dataset).class_names)
-    ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.0%})")
-    ax.set_xticks(range(len(names)), [STRATEGIES[s] for s in names], rotation=15)
-    ax.set_ylim(0, 1.02)
-    ax.set_ylabel(f"test {METRICS.get(metric, metric)}")
-    seeds = cell["seed"].nunique()
-    ax.set_title(f"{column_label(runs, dataset, n_per_class)}\nmean of {seeds} seed(s)"
-                 + (", bar = +-1 std, dots = seeds" if seeds > 1 else ""), fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.grid(axis="y", alpha=0.3)
-    return fig
-
-
 def explore(runs: pd.DataFrame, metric: str = "acc"):
-    """Dropdowns for dataset and size that redraw :func:`plot_strategies` from the finished runs.
+    """Dropdowns for dataset and size that redraw :func:`tlcourse.plots.plot_strategies` from the finished runs.
 
     Nothing is retrained: the widget only re-plots the table. Headless (``tlcourse run``), or
     without ipywidgets, it returns the first cell's figure instead, so the notebook still
     shows the default view.
     """
+    from .plots import plot_strategies
     from .results import headless
 
-    _check_table(runs, metric, "explore")
+    check_table(runs, metric, "explore")
     datasets = list(dict.fromkeys(runs["dataset"]))
     sizes = list(dict.fromkeys(runs["n_per_class"]))
     if headless():
@@ -458,11 +427,12 @@ __all__ = [
     "Run",
     "STRATEGIES",
     "Task",
+    "check_table",
     "column_label",
     "decision_table",
     "explore",
     "load_task",
-    "plot_strategies",
+    "ordered_strategies",
     "run_grid",
     "run_strategy",
     "summarise",

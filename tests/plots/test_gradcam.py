@@ -2,66 +2,33 @@
 cat photo whose heat must sit on the cat rather than the background."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import matplotlib
+import numpy as np
+import pytest
+import torch
+from torchvision.transforms.functional import resize
 
-matplotlib.use("Agg")
+from tlcourse.errors import CourseError, InvalidParameterError
+from tlcourse.models import imagenet_categories, load_backbone
+from tlcourse.plots import grad_cam, plot_grad_cam
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-from torchvision.transforms.functional import pil_to_tensor, resize  # noqa: E402
-
-from tlcourse.errors import CourseError, InvalidParameterError  # noqa: E402
-from tlcourse.gradcam import grad_cam, plot_grad_cam  # noqa: E402
-from tlcourse.models import create_model, get_spec, imagenet_categories, load_backbone  # noqa: E402
-
-DATA = Path(os.environ.get("TLCOURSE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-PLANTS = DATA / "plantvillage"
-CLASSES = sorted(p.name for p in PLANTS.iterdir() if p.is_dir()) if PLANTS.is_dir() else []
-
-
-@pytest.fixture(autouse=True)
-def _no_open_figures():
-    yield
-    assert plt.get_fignums() == [], "plots must hand their figures to the caller, not leave them in pyplot"
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("no_open_figures")
 
 
 @pytest.fixture(scope="module")
-def leaves() -> tuple[torch.Tensor, torch.Tensor]:
-    """Four PlantVillage leaves from two classes, 96 px, uint8 (N, 3, H, W)."""
-    if len(CLASSES) != 15:
-        pytest.skip(f"PlantVillage test images not found under {PLANTS} (set TLCOURSE_DATA)")
-    images, labels = [], []
-    for label in (0, 9):
-        for path in sorted((PLANTS / CLASSES[label]).glob("*.jpg"))[:2]:
-            with Image.open(path) as img:
-                images.append(pil_to_tensor(img.convert("RGB").resize((96, 96), Image.BILINEAR)))
-            labels.append(label)
-    return torch.stack(images), torch.tensor(labels)
-
-
-@pytest.fixture(scope="module")
-def plant_model():
-    return create_model("mobilenet_v2", 15)
-
-
-@pytest.fixture(scope="module")
-def imagenet():
-    return load_backbone("mobilenet_v2"), get_spec("mobilenet_v2").preprocessing
+def leaves(leaf_batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Four of the shared leaves, two each of classes 0 and 14, 96 px, uint8 (N, 3, H, W)."""
+    images, labels, _ = leaf_batch
+    pick = [0, 1, 4, 5]
+    return images[pick], labels[pick]
 
 
 def _modes(model: torch.nn.Module) -> list[bool]:
     return [m.training for m in model.modules()]
 
 
-def test_shape_range_and_not_constant(plant_model, leaves):
-    model, prep = plant_model
+def test_shape_range_and_not_constant(plant_classifier, leaves):
+    model, prep = plant_classifier
     images, _ = leaves
     cam = grad_cam(model, prep.normalize(images))
     assert cam.shape == (4, 96, 96)
@@ -72,8 +39,8 @@ def test_shape_range_and_not_constant(plant_model, leaves):
         assert heat.std() > 0.05, "a heatmap should single out some regions"
 
 
-def test_frozen_backbone_state_is_left_as_found(plant_model, leaves):
-    model, prep = plant_model
+def test_frozen_backbone_state_is_left_as_found(plant_classifier, leaves):
+    model, prep = plant_classifier
     images, _ = leaves
     flags = {n: p.requires_grad for n, p in model.named_parameters()}
     modes = _modes(model)
@@ -100,8 +67,8 @@ def test_frozen_backbone_state_is_left_as_found(plant_model, leaves):
             m.training = mode
 
 
-def test_trainable_model_keeps_flags_and_grads(plant_model, leaves):
-    model, prep = plant_model
+def test_trainable_model_keeps_flags_and_grads(plant_classifier, leaves):
+    model, prep = plant_classifier
     images, _ = leaves
     model.eval()
     assert all(p.requires_grad for p in model.parameters())
@@ -111,8 +78,8 @@ def test_trainable_model_keeps_flags_and_grads(plant_model, leaves):
     assert not model.training
 
 
-def test_module_layer_matches_stage_and_targets_change_map(imagenet, leaves):
-    model, prep = imagenet
+def test_module_layer_matches_stage_and_targets_change_map(imagenet_classifier, leaves):
+    model, prep = imagenet_classifier
     x = prep.normalize(leaves[0][:2])
     by_stage = grad_cam(model, x, layer="top")
     by_module = grad_cam(model, x, layer=model.features[18])  # the last module of stage "top"
@@ -125,8 +92,8 @@ def test_module_layer_matches_stage_and_targets_change_map(imagenet, leaves):
     assert not torch.allclose(cat, car, atol=1e-2), "different classes draw on different evidence"
 
 
-def test_invalid_inputs_are_explained(plant_model, leaves):
-    model, prep = plant_model
+def test_invalid_inputs_are_explained(plant_classifier, leaves):
+    model, prep = plant_classifier
     images, _ = leaves
     x = prep.normalize(images[:2])
     with pytest.raises(InvalidParameterError, match="normalize"):
@@ -143,10 +110,10 @@ def test_invalid_inputs_are_explained(plant_model, leaves):
         grad_cam(model, x, layer=torch.nn.Conv2d(3, 3, 1))
 
 
-def test_heat_sits_on_the_cat(imagenet):
+def test_heat_sits_on_the_cat(imagenet_classifier):
     """The ImageNet model's evidence for "cat" is the cat's face, not the background."""
     skdata = pytest.importorskip("skimage.data")
-    model, prep = imagenet
+    model, prep = imagenet_classifier
     photo = torch.from_numpy(skdata.chelsea()).permute(2, 0, 1)  # 300 x 451, cat face in the middle
     photo = resize(photo, [160, 240], antialias=True)
     x = prep.normalize(photo.unsqueeze(0))
@@ -161,10 +128,10 @@ def test_heat_sits_on_the_cat(imagenet):
     assert centre.mean() > heat[ring].mean() + 0.1
 
 
-def test_plot_grad_cam_titles_and_colours(plant_model, leaves):
-    model, prep = plant_model
+def test_plot_grad_cam_titles_and_colours(plant_classifier, leaves, plant_class_names):
+    model, prep = plant_classifier
     images, labels = leaves
-    names = [c.replace("_", " ") for c in CLASSES]
+    names = [c.replace("_", " ") for c in plant_class_names]
     fig = plot_grad_cam(model, images, prep, names, labels=labels, ncols=2)
     assert len(fig.axes) == 8  # original + overlay per image
     model.eval()
@@ -185,8 +152,8 @@ def test_plot_grad_cam_titles_and_colours(plant_model, leaves):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_runs_on_the_gpu_and_returns_cpu(imagenet, leaves):
-    model, prep = imagenet
+def test_runs_on_the_gpu_and_returns_cpu(imagenet_classifier, leaves):
+    model, prep = imagenet_classifier
     x = prep.normalize(leaves[0][:2])
     on_cpu = grad_cam(model, x)
     model.cuda()

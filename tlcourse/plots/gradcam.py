@@ -23,27 +23,17 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from .errors import InvalidParameterError, unknown_name
-from .visualisation import (
-    RIGHT,
-    WRONG,
-    _as_model_input,
-    _check_int,
-    _class_names,
-    _evaluation,
-    _grid,
-    _labels,
-    _model_device,
-    _show,
-    _wrap,
-)
+from ..errors import InvalidParameterError, unknown_name
+from ._figures import RIGHT, WRONG, grid, show_image, wrap
+from ._inputs import as_class_names, as_model_input, check_int, class_indices
+from ._models import evaluation, model_device
 
 Layer = str | nn.Module | None
 
 
 def _layer_description(model: nn.Module, layer: Layer) -> str:
     if layer is None:
-        from .models import stage_sequence
+        from ..models import stage_sequence
 
         names = [n for n in stage_sequence(model) if n != "head"]
         return f"stage {names[-1]!r}"
@@ -61,7 +51,7 @@ def _forward_keeping(model: nn.Module, x: torch.Tensor, layer: Layer) -> tuple[t
     """
     where = "grad_cam"
     if layer is None or isinstance(layer, str):
-        from .models import stage_sequence
+        from ..models import stage_sequence
 
         seq = stage_sequence(model)
         spatial = [n for n in seq if n != "head"]
@@ -169,8 +159,8 @@ def _grad_cam(
             f"grad_cam: images must have shape (N, 3, H, W), got {tuple(images.shape)}."
         )
     height, width = images.shape[-2:]
-    x = images.detach().to(_model_device(model))
-    with _evaluation(model), torch.enable_grad():
+    x = images.detach().to(model_device(model))
+    with evaluation(model), torch.enable_grad():
         acts, logits = _forward_keeping(model, x, layer)
         targets = _targets(target_class, logits)
         score = logits.gather(1, targets[:, None]).sum()  # images are independent in eval mode
@@ -224,8 +214,8 @@ def plot_grad_cam(
     regions that most raised the explained class's score.
     """
     where = "plot_grad_cam"
-    names = _class_names(class_names, where)
-    ncols = _check_int(ncols, "ncols", where)
+    names = as_class_names(class_names, where)
+    ncols = check_int(ncols, "ncols", where)
     if not 0.0 <= float(alpha) <= 1.0:
         raise InvalidParameterError(f"{where}: alpha must be in [0, 1] (heatmap opacity), got {alpha!r}.")
     if not hasattr(preprocessing, "normalize"):
@@ -241,14 +231,14 @@ def plot_grad_cam(
         items = list(images_uint8)
     if not items:
         raise InvalidParameterError(f"{where}: no images were given.")
-    pictures = [_as_model_input(img, where) for img in items]
+    pictures = [as_model_input(img, where) for img in items]
     if len({tuple(p.shape) for p in pictures}) != 1:
         raise InvalidParameterError(
             f"{where}: all images must have the same size to run as one batch; got "
             f"{sorted({tuple(p.shape) for p in pictures})}. Resize them first."
         )
     batch = torch.stack(pictures)
-    truth = None if labels is None else _labels(labels, len(pictures), len(names), "labels", where)
+    truth = None if labels is None else class_indices(labels, len(pictures), len(names), "labels", where)
     cams, logits, targets = _grad_cam(model, preprocessing.normalize(batch), target_class, layer)
     if logits.shape[1] != len(names):
         raise InvalidParameterError(
@@ -258,22 +248,22 @@ def plot_grad_cam(
     probs = logits.softmax(1)
     preds = probs.argmax(1)
     per = 2 if show_original else 1
-    fig, panels = _grid(per * len(pictures), per * ncols, (2.4, 2.8), extra_h=0.5)
+    fig, panels = grid(per * len(pictures), per * ncols, (2.4, 2.8), extra_h=0.5)
     for i, picture in enumerate(pictures):
         shown = picture.permute(1, 2, 0).numpy()
         pred, target = int(preds[i]), int(targets[i])
         wrong = truth is not None and pred != int(truth[i])
-        title = f"pred: {_wrap(names[pred])} ({probs[i, pred]:.0%})"
+        title = f"pred: {wrap(names[pred])} ({probs[i, pred]:.0%})"
         if target != pred:
-            title += f"\nheat for: {_wrap(names[target])} ({probs[i, target]:.0%})"
+            title += f"\nheat for: {wrap(names[target])} ({probs[i, target]:.0%})"
         overlay = panels[per * i + per - 1]
         if show_original:
             original = panels[per * i]
-            _show(original, shown)
-            original.set_title(f"true: {_wrap(names[int(truth[i])])}" if truth is not None else "input", fontsize=8)
+            show_image(original, shown)
+            original.set_title(f"true: {wrap(names[int(truth[i])])}" if truth is not None else "input", fontsize=8)
         elif truth is not None:
-            title = f"true: {_wrap(names[int(truth[i])])}\n" + title
-        _show(overlay, shown)
+            title = f"true: {wrap(names[int(truth[i])])}\n" + title
+        show_image(overlay, shown)
         overlay.imshow(cams[i].numpy(), cmap="jet", alpha=float(alpha), vmin=0.0, vmax=1.0)
         overlay.set_title(title, fontsize=8, color=WRONG if wrong else RIGHT)
     fig.suptitle(
