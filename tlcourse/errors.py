@@ -21,6 +21,14 @@ class ChecksumError(CourseError):
     """A file's sha256 did not match the recorded value."""
 
 
+class UnsafeFileError(CourseError):
+    """A file from elsewhere was refused because loading it could run code hidden in it.
+
+    Raised before anything in the file is unpickled or evaluated: the message names the file,
+    the part of it that was refused and why, and what to ask the sender for instead.
+    """
+
+
 class InvalidParameterError(CourseError, ValueError):
     """A parameter has the wrong type or is out of range."""
 

@@ -16,7 +16,9 @@ So :func:`export_model` writes one file holding
 
 :func:`load_exported` refuses, with a message that says what the file is and what to do,
 anything that is not such an export (a ``torch.save`` checkpoint, a TorchScript file, random
-bytes, a missing path). :class:`ExportedModel` predicts from PIL images or image files, and
+bytes, a missing path), and any export that could run code when loaded (pickled weights or
+inputs, extra members, code in the graph: see :mod:`tlcourse.safeload`); the file written
+here holds no pickle at all. :class:`ExportedModel` predicts from PIL images or image files, and
 ``tlcourse predict --model FILE PATH...`` does it from the command line, writing CSV.
 """
 from __future__ import annotations
@@ -46,6 +48,7 @@ from .csvsafe import SafeWriter
 from .data.datasets import IMAGE_EXTENSIONS
 from .errors import CourseError, InvalidParameterError
 from .models.preprocessing import Preprocessing
+from .safeload import check_member_names, checked_export_archive, export_root
 
 FORMAT = "tlcourse-export"
 FORMAT_VERSION = 1
@@ -239,6 +242,9 @@ def export_model(
         "input": {"shape": ["batch", 3, preprocessing.crop_size, preprocessing.crop_size],
                   "dtype": "float32", "meaning": "RGB, resized, centre-cropped and normalised with mean/std"},
     }
+    # torch.export.save would pickle the example inputs; they are not needed to load or run the
+    # program, and a file with no pickle in it is one load_exported can check completely
+    program.example_inputs = None
     buffer = io.BytesIO()
     torch.export.save(program, buffer, extra_files={METADATA_FILE: json.dumps(metadata, indent=2)})
     atomic.write_bytes(buffer.getvalue(), target)
@@ -261,7 +267,14 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Cheap (reads one small member of the archive), so ``tlcourse predict`` rejects a wrong
     file at once, and so the checks here give a specific message for each kind of wrong file.
+    An archive with members that ``export_model`` never writes is refused here already
+    (:class:`~tlcourse.errors.UnsafeFileError`): nothing in the file is unpickled or run.
     """
+    return _read_metadata(path)[0]
+
+
+def _read_metadata(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+    """read_metadata, plus the name of the archive member it was read from."""
     path = Path(path)
     if not path.exists():
         raise CourseError(
@@ -291,6 +304,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
                 else:
                     what = "it is a zip archive without a model in it."
                 raise _not_an_export(path, what)
+            check_member_names(path, members, export_root(wanted[0]))
             raw = archive.read(wanted[0])
     except (zipfile.BadZipFile, OSError) as exc:
         raise _not_an_export(path, f"the archive could not be read ({exc}); the file is damaged.") from exc
@@ -306,7 +320,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path} was written by a newer tlcourse (export format {version!r}; this one reads up to "
             f"{FORMAT_VERSION}). Upgrade tlcourse: pip install -U tlcourse."
         )
-    return metadata
+    return metadata, wanted[0]
 
 
 def _check_network_matches(module: nn.Module, names: list[str], pre: Preprocessing, path: Path) -> None:
@@ -417,20 +431,27 @@ def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
     Needs only PyTorch to rebuild the network: the graph and weights are in the file. Anything
     else (a ``torch.save`` checkpoint, TorchScript, random bytes, a missing file) is refused
     with a :class:`CourseError` that names the file and says what to do.
+
+    Model files are passed around, so the file is treated as hostile: ``torch.export.load``
+    would unpickle pickled weights, constants and example inputs and evaluate code in the
+    graph. Every member is checked first (:func:`tlcourse.safeload.checked_export_archive`),
+    and PyTorch reads the checked bytes only; a file that could run code raises
+    :class:`~tlcourse.errors.UnsafeFileError` naming the part refused.
     """
     path = Path(path)
-    metadata = read_metadata(path)
+    metadata, member = _read_metadata(path)
     names = _recorded_class_names(metadata, path)
     pre = _preprocessing_from_dict(metadata.get("preprocessing") or {}, path)
+    checked = checked_export_archive(path, member)
     try:
-        program = torch.export.load(path)
+        program = torch.export.load(checked)
     except Exception as exc:  # a damaged archive surfaces as various torch errors
         raise CourseError(
             f"{path} has tlcourse's metadata but its network could not be loaded "
             f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). The file is "
             f"damaged or was written by an incompatible PyTorch (this is {torch.__version__}); export it again."
         ) from exc
-    module = program.module()
+    module = program.module(check_guards=False)  # guards are generated code; the checks below suffice
     _check_network_matches(module, names, pre, path)
     return ExportedModel(
         path=path,

@@ -26,6 +26,7 @@ from .errors import CourseError
 from .models.backbones import spec_for, stage_sequence
 from .models.folding import fold_batchnorm
 from .paths import subcache
+from .safeload import load_cache
 from .training import History, fit, iterate_batches
 
 _MEMORY: dict[str, "FeatureSet"] = {}
@@ -120,15 +121,11 @@ def extract_features(
         key = hashlib.sha1(raw.encode()).hexdigest()[:20]
         if key in _MEMORY:
             return _MEMORY[key]
-        path = subcache("features") / f"{key}.pt"
-        if path.is_file():
-            try:
-                saved = torch.load(path, weights_only=False)
-                result = FeatureSet(saved["features"], saved["labels"], saved["classes"], key)
-                _MEMORY[key] = result
-                return result
-            except Exception:
-                path.unlink(missing_ok=True)
+        saved = load_cache(subcache("features") / f"{key}.pt", ("features", "labels", "classes"))
+        if saved is not None:
+            result = FeatureSet(saved["features"], saved["labels"], saved["classes"], key)
+            _MEMORY[key] = result
+            return result
     device = pick_device(device)
     was_training = model.training
     model.eval()

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from . import atomic
 from .device import pick_device
 from .errors import CourseError, InvalidParameterError
+from .safeload import load_plain
 
 
 @dataclass
@@ -233,6 +234,31 @@ def _validate(epochs: int, batch_size: int, lr: float, patience: int | None) -> 
         raise InvalidParameterError(f"patience must be a positive integer or None, got {patience!r}.")
 
 
+_CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "history", "rng")
+
+
+def _load_checkpoint(ckpt: Path, device: torch.device) -> dict[str, Any]:
+    """A checkpoint written by :func:`fit`, loaded as tensors and plain data only.
+
+    A checkpoint may have been copied from elsewhere, and a full unpickle would run any code
+    hidden in it; what ``fit`` writes (state dicts, numbers, the history) loads weights-only.
+    """
+    try:
+        state = load_plain(ckpt, map_location=device)
+    except CourseError as exc:
+        raise type(exc)(
+            f"Cannot resume: the checkpoint {exc} Resume only from a checkpoint that "
+            "fit(checkpoint_path=...) wrote, or train again without resume=True."
+        ) from None
+    missing = [k for k in _CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CourseError(
+            f"Cannot resume from {ckpt}: it is not a checkpoint written by fit (no {', '.join(missing)}). "
+            "Pass the checkpoint_path a previous fit wrote, or train again without resume=True."
+        )
+    return state
+
+
 def fit(
     model: nn.Module,
     train_data: Dataset,
@@ -294,7 +320,7 @@ def fit(
     if resume:
         if ckpt is None or not ckpt.is_file():
             raise CourseError(f"resume=True but there is no checkpoint at {ckpt}. Train once with checkpoint_path set.")
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = _load_checkpoint(ckpt, device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:

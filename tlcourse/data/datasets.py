@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from .. import atomic
 from ..errors import CourseError, InvalidParameterError
 from ..paths import subcache
+from ..safeload import load_cache
 from .registry import DatasetInfo, get_info, locate
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -164,14 +165,25 @@ def decode_images(paths: Sequence[Path], size: int, *, desc: str = "decoding ima
 
 
 def _cached(key: str, build: Callable[[], dict]) -> dict:
+    """The decoded dataset from the cache, or built and cached.
+
+    The cache is read weights-only (tensors, strings, numbers, lists, dicts), so it is written
+    in that form too: numpy extras are stored as tensors or lists of strings. A cache file that
+    does not load that way is discarded with a warning and rebuilt, never unpickled.
+    """
     path = subcache("tensors") / f"{key}.pt"
-    if path.is_file():
-        try:
-            return torch.load(path, weights_only=False)
-        except Exception:  # a damaged cache entry is rebuilt, never trusted
-            path.unlink(missing_ok=True)
+    saved = load_cache(path, ("images", "labels", "paths"))
+    if saved is not None:
+        if saved.get("extras") is not None:
+            saved["extras"] = {k: v.numpy() if isinstance(v, torch.Tensor) else np.array(v)
+                               for k, v in saved["extras"].items()}
+        return saved
     payload = build()
-    atomic.torch_save(payload, path)
+    plain = dict(payload)
+    if payload.get("extras") is not None:
+        plain["extras"] = {k: torch.from_numpy(v) if v.dtype.kind in "biuf" else v.tolist()
+                           for k, v in payload["extras"].items()}
+    atomic.torch_save(plain, path)
     return payload
 
 
