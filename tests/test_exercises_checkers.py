@@ -10,19 +10,12 @@ from torch import nn
 
 from tlcourse.errors import CourseError
 from tlcourse.exercises import Exercises, read_entries
-from tlcourse.exercises.checkers import (
-    CHECKERS,
-    bn_eval_in_frozen_stages,
-    discriminative_lrs,
-    frozen_except_head,
-    get_checker,
-    new_head,
-    optimizer_covers_trainable,
-    register_checker,
-    trainable_stages,
-    value_close,
-    value_equal,
-)
+from tlcourse.exercises.checkers import CHECKERS, get_checker, register_checker
+from tlcourse.exercises.checkers.common import value_close, value_equal
+from tlcourse.exercises.checkers.lesson01 import trainable_stages
+from tlcourse.exercises.checkers.lesson02 import new_head
+from tlcourse.exercises.checkers.lesson03 import bn_eval_in_frozen_stages, frozen_except_head, optimizer_covers_trainable
+from tlcourse.exercises.checkers.lesson05 import discriminative_lrs
 from tlcourse.models import create_model, load_backbone, stage_of_parameters
 
 BANKS = Path(__file__).resolve().parents[1] / "exercises" / "banks"

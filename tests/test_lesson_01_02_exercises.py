@@ -19,7 +19,7 @@ from torchvision.transforms import functional as F
 
 from tlcourse.data import decode_images
 from tlcourse.exercises import Exercises, load_bank
-from tlcourse.exercises.checkers_pretrained import preprocess_function
+from tlcourse.exercises.checkers.lesson02 import preprocess_function
 from tlcourse.models import (
     IMAGENET_MEAN,
     IMAGENET_STD,

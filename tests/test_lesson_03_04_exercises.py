@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from tlcourse.exercises import Exercises, load_bank
-from tlcourse.exercises.checkers_features import head_in_model, pooled_linear_head
+from tlcourse.exercises.checkers.lesson04 import head_in_model, pooled_linear_head
 from tlcourse.models import create_model, get_head, load_backbone, replace_head
 
 BANKS = Path(__file__).resolve().parents[1] / "exercises" / "banks"

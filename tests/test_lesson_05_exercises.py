@@ -14,7 +14,7 @@ from torch import nn
 from tlcourse import optim
 from tlcourse.errors import InvalidParameterError
 from tlcourse.exercises import Exercises
-from tlcourse.exercises.checkers_finetuning import layer_decay_lrs
+from tlcourse.exercises.checkers.lesson05 import layer_decay_lrs
 from tlcourse.models import create_model, stage_of_parameters, trainable_stages, unfreeze_top
 
 

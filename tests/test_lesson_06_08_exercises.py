@@ -14,12 +14,8 @@ from torch import nn
 from tlcourse import experiments
 from tlcourse.errors import InvalidParameterError
 from tlcourse.exercises import Exercises
-from tlcourse.exercises.checkers_domains import (
-    balanced_accuracy_value,
-    class_weighted_loss,
-    seed_spread,
-    threshold_for_recall,
-)
+from tlcourse.exercises.checkers.lesson06 import seed_spread
+from tlcourse.exercises.checkers.lesson08 import balanced_accuracy_value, class_weighted_loss, threshold_for_recall
 from tlcourse.models import create_model, stage_names, stage_of_parameters
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tlcourse.exercises import Exercises
-from tlcourse.exercises.checkers_case_study import exported_model_file, per_class_recall
+from tlcourse.exercises.checkers.lesson07 import exported_model_file, per_class_recall
 from tlcourse.export import export_model
 from tlcourse.models import create_model, get_head, pooled_features
 

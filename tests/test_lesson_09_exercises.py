@@ -14,7 +14,7 @@ from torch import nn
 
 from tlcourse.errors import CourseError
 from tlcourse.exercises import Exercises
-from tlcourse.exercises.checkers_deployment import best_under_budget, inference_ready, parameter_count
+from tlcourse.exercises.checkers.lesson09 import best_under_budget, inference_ready, parameter_count
 from tlcourse.models import create_model, get_head, load_backbone
 
 BANK = Path(__file__).resolve().parents[1] / "exercises" / "banks" / "09_choosing_a_model.yaml"
