@@ -89,17 +89,6 @@ def vector(values: Any, name: str) -> np.ndarray | Feedback:
     return array
 
 
-def paired_vectors(first: Any, first_name: str, second: Any, second_name: str) -> tuple[np.ndarray, np.ndarray] | Feedback:
-    """Two vectors of the same length (labels and predictions, scores and labels), or why not."""
-    a, b = vector(first, first_name), vector(second, second_name)
-    for array in (a, b):
-        if isinstance(array, Feedback):
-            return array
-    if a.shape != b.shape:
-        return Feedback(False, f"{first_name} ({a.size}) and {second_name} ({b.size}) must have the same length.")
-    return a, b
-
-
 def number(value: Any, name: str) -> float | Feedback:
     """One finite number (a one-element tensor and numpy scalars count), or why ``value`` is not."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
@@ -109,6 +98,23 @@ def number(value: Any, name: str) -> float | Feedback:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return Feedback(False, f"{name} must be one finite number; got {value!r}.")
     return float(value)
+
+
+def number_and_vectors(
+    value: Any, value_name: str, first: Any, first_name: str, second: Any, second_name: str
+) -> tuple[float, np.ndarray, np.ndarray] | Feedback:
+    """A learner's number and the two same-length vectors it is computed from (labels and
+    predictions, scores and labels), or the Feedback naming the first one that is not usable."""
+    v = number(value, value_name)
+    if isinstance(v, Feedback):
+        return v
+    a, b = vector(first, first_name), vector(second, second_name)
+    for array in (a, b):
+        if isinstance(array, Feedback):
+            return array
+    if a.shape != b.shape:
+        return Feedback(False, f"{first_name} ({a.size}) and {second_name} ({b.size}) must have the same length.")
+    return v, a, b
 
 
 # --------------------------------------------------------------------------- models and stages

@@ -20,7 +20,7 @@ from torch import nn
 
 from ...errors import InvalidParameterError
 from ..feedback import Feedback
-from .common import number, paired_vectors, vector
+from .common import number_and_vectors, vector
 from .registry import register_checker
 
 
@@ -63,13 +63,10 @@ def class_weighted_loss(criterion: Any, counts: Any) -> Feedback:
 @register_checker
 def balanced_accuracy_value(value: Any, labels: Any, preds: Any) -> Feedback:
     """``value`` is the balanced accuracy of ``preds``: the mean over classes of each class's recall."""
-    v = number(value, "value")
-    if isinstance(v, Feedback):
-        return v
-    pair = paired_vectors(labels, "labels", preds, "preds")
-    if isinstance(pair, Feedback):
-        return pair
-    y, p = pair
+    parsed = number_and_vectors(value, "value", labels, "labels", preds, "preds")
+    if isinstance(parsed, Feedback):
+        return parsed
+    v, y, p = parsed
     classes = np.unique(y)
     recalls = {int(c): float((p[y == c] == c).mean()) for c in classes}
     right = float(np.mean(list(recalls.values())))
@@ -98,13 +95,10 @@ def threshold_for_recall(threshold: Any, scores: Any, labels: Any, target: float
     recall reaches ``target``: it catches enough positives with as few false alarms as possible."""
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
         raise InvalidParameterError(f"threshold_for_recall needs 0 < target <= 1, got {target!r}.")
-    t = number(threshold, "threshold")
-    if isinstance(t, Feedback):
-        return t
-    pair = paired_vectors(scores, "scores", labels, "labels")
-    if isinstance(pair, Feedback):
-        return pair
-    s, y = pair
+    parsed = number_and_vectors(threshold, "threshold", scores, "scores", labels, "labels")
+    if isinstance(parsed, Feedback):
+        return parsed
+    t, s, y = parsed
     positive = y == 1
     if not positive.any():
         return Feedback(False, "labels has no positive (1) example, so recall is undefined: pass the true labels.")
