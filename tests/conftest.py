@@ -7,11 +7,15 @@ and features are computed once per test run and never come from a developer's ow
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:  # helpers (filesnap, loopback_server) import from every test folder
+    sys.path.insert(0, str(TESTS))
 SHARED_DATA = Path(os.environ.get("TLCOURSE_DATA") or ROOT.parent / "shared" / "data")
 os.environ["TLCOURSE_DATA"] = str(SHARED_DATA)
 if not os.environ.get("TLCOURSE_CACHE"):
@@ -106,3 +110,22 @@ def imagenet_classifier():
     from tlcourse.models import get_spec, load_backbone
 
     return load_backbone("mobilenet_v2").eval(), get_spec("mobilenet_v2").preprocessing
+
+
+# ----------------------------------------------------------------------------- exercises
+
+
+@pytest.fixture()
+def progress_file(tmp_path: Path) -> Path:
+    """The progress file an exercise test writes to (``TLCOURSE_PROGRESS`` under ``exercise_env``)."""
+    return tmp_path / "progress" / "me.json"
+
+
+@pytest.fixture()
+def exercise_env(monkeypatch: pytest.MonkeyPatch, progress_file: Path) -> Path:
+    """The repository's banks, a progress file of the test's own, no exam/headless/learner from outside."""
+    monkeypatch.setenv("TLCOURSE_BANKS", str(ROOT / "exercises" / "banks"))
+    monkeypatch.setenv("TLCOURSE_PROGRESS", str(progress_file))
+    for var in ("TLCOURSE_EXAM", "TLCOURSE_HEADLESS", "TLCOURSE_LEARNER"):
+        monkeypatch.delenv(var, raising=False)
+    return progress_file

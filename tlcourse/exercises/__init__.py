@@ -9,7 +9,9 @@ In a notebook::
     ex.score()
 
 - :mod:`.bank`: the YAML schema, validation and grading of choice / numeric / text questions;
-- :mod:`.checkers`: code-exercise checkers (``frozen_except_head``, ``discriminative_lrs``, ...);
+- :mod:`.checkers`: code-exercise checkers, one module per lesson (``checkers.lesson03`` holds
+  ``frozen_except_head`` ...), the generic ones in ``checkers.common``, the lookup in
+  ``checkers.registry``; banks name a checker by its registered name alone;
 - :mod:`.notebook`: :class:`Exercises`, interactive (ipywidgets) or headless (papermill);
 - :mod:`.widgets`: the ipywidgets of one question;
 - :mod:`.progress`: the learner's progress file, summaries and the class table;

@@ -12,9 +12,10 @@ Kinds:
 - ``numeric``: a number ``answer`` with an absolute ``tolerance`` and/or ``rel_tolerance``.
 - ``text``: short free text; ``accepted`` forms (and ``answer``), compared ignoring case and
   runs of whitespace.
-- ``code``: the learner writes code; ``checker`` (a name from
-  :mod:`tlcourse.exercises.checkers`) inspects the resulting objects with the bank's
-  ``expected`` keyword arguments.
+- ``code``: the learner writes code; ``checker`` (a name registered in
+  :mod:`tlcourse.exercises.checkers`, written alone: ``checker: trainable_stages``) inspects the
+  resulting objects with the bank's ``expected`` keyword arguments. A module path
+  (``pkg.module:function``) is refused: a data file must not choose what gets imported.
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ from typing import Any
 import yaml
 
 from ..errors import CourseError
-from .checkers import CHECKERS, get_checker, value_close
+from .checkers import CHECKERS, get_checker, module_path_problem
+from .checkers.common import value_close
 from .feedback import Feedback
 
 KINDS = ("choice", "numeric", "text", "code")
@@ -384,14 +386,11 @@ def _parse_question(q: Any, where: str, problems: list[str]) -> Question | None:
         fields["answer"] = None if ans is None else str(ans).strip()
     else:  # code
         name = q.get("checker")
-        try:
-            get_checker(name) if isinstance(name, str) else None
-        except CourseError:
-            pass
-        if name not in CHECKERS:
-            problems.append(
-                f"{where}: unknown checker {name!r}; registered checkers: {', '.join(sorted(CHECKERS))}."
+        if not isinstance(name, str) or name not in CHECKERS:
+            why = module_path_problem(name) or (
+                f"unknown checker {name!r}; registered checkers: {', '.join(sorted(CHECKERS))}."
             )
+            problems.append(f"{where}: {why}")
             return None
         expected = q.get("expected", {}) or {}
         if not isinstance(expected, Mapping):

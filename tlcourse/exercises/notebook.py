@@ -40,6 +40,7 @@ from .progress import (
     progress_path,
     read_entries,
 )
+from .widgets import QuestionWidget
 
 _TRUE = {"1", "true", "yes", "on"}
 _NO_ANSWER = object()
@@ -160,7 +161,7 @@ class Exercises:
         self.progress_file = progress_path(self.learner, progress)
         self.answers = self._check_answers(answers)
         self._latest: dict[str, Feedback] = {}
-        self._widgets: dict[str, Any] = {}
+        self._widgets: dict[str, QuestionWidget] = {}
         # Read the progress file now: a corrupt one should stop the notebook at the top, not
         # after the learner has worked through half of it.
         read_entries(self.progress_file)
@@ -252,12 +253,10 @@ class Exercises:
         if widget is not None:
             widget.show(fb)
 
-    def widget(self, qid: str) -> Any:
+    def widget(self, qid: str) -> QuestionWidget:
         """The :class:`~tlcourse.exercises.widgets.QuestionWidget` of ``qid`` (built once)."""
         q = self.bank[qid]
         if qid not in self._widgets:
-            from .widgets import QuestionWidget
-
             self._widgets[qid] = QuestionWidget(self, q)
         return self._widgets[qid]
 

@@ -8,18 +8,28 @@ is hidden *and* disabled, so it cannot be clicked from code either.
 
 Widgets never wait for input, so a notebook that shows them still runs to the end under
 papermill or nbval: they just display.
+
+The dependency runs one way: :mod:`.notebook` builds widgets; a widget needs only something
+that grades an answer and says whether this is an exam (:class:`Grader`), so this module never
+imports the notebook API.
 """
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import CourseError
+from .bank import Question
 from .feedback import Feedback, feedback_html
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .bank import Question
-    from .notebook import Exercises
+
+class Grader(Protocol):
+    """What a widget needs from :class:`~tlcourse.exercises.Exercises`: grading (which also
+    records the attempt) and whether solutions are hidden."""
+
+    exam: bool
+
+    def grade(self, qid: str, answer: Any) -> Feedback: ...
 
 
 def _note(text: str, colour: str = "#57606a") -> str:
@@ -28,13 +38,13 @@ def _note(text: str, colour: str = "#57606a") -> str:
 
 
 class QuestionWidget:
-    """The widgets of one question, wired to an :class:`~tlcourse.exercises.Exercises`.
+    """The widgets of one question, wired to a :class:`Grader` (an :class:`~tlcourse.exercises.Exercises`).
 
     Attributes are public so tests (and curious learners) can drive them: set
     ``input.value`` and call ``check_button.click()``, then read ``feedback.value``.
     """
 
-    def __init__(self, exercises: "Exercises", question: "Question") -> None:
+    def __init__(self, exercises: Grader, question: Question) -> None:
         import ipywidgets as w
 
         self.exercises = exercises

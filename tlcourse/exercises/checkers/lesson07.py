@@ -1,7 +1,6 @@
 """Checkers for lesson 07 (the plant-disease case study): per-class recall and the export file.
 
-Banks refer to them as ``tlcourse.exercises.checkers_case_study:per_class_recall`` and
-``...:exported_model_file``. Like every checker they return :class:`Feedback` whose message
+Like every checker they return :class:`Feedback` whose message
 names the mistake (precision computed instead of recall, percentages instead of fractions, a
 preprocessing at the wrong size, class names out of order) and raise only for a bank's mistake.
 """
@@ -14,19 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CourseError
-from .feedback import Feedback
+from ...errors import CourseError
+from ..feedback import Feedback
+from .common import as_float_array, fail
+from .registry import register_checker
 
 
 def _vector(value: Any) -> np.ndarray | None:
-    if value is None or isinstance(value, (str, bytes, bool)):
+    """The numbers in ``value`` as a float array, or None when it holds no numbers at all."""
+    if value is None or isinstance(value, (str, bytes)):
         return None
     try:
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        if hasattr(value, "to_numpy"):  # a pandas Series or DataFrame column
-            value = value.to_numpy()
-        return np.asarray(value, dtype=float)
+        return as_float_array(value)
     except (TypeError, ValueError):
         return None
 
@@ -38,6 +36,7 @@ def _labels(values: Any, name: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+@register_checker
 def per_class_recall(value: Any, labels: Any, preds: Any, num_classes: int) -> Feedback:
     """One recall per class: of the images that truly are class c, the fraction predicted c.
 
@@ -92,6 +91,7 @@ def per_class_recall(value: Any, labels: Any, preds: Any, num_classes: int) -> F
     )
 
 
+@register_checker
 def exported_model_file(
     path: Any,
     class_names: Sequence[str],
@@ -105,8 +105,8 @@ def exported_model_file(
     Only the metadata is read (fast); the network itself is checked by ``export_model`` when
     it writes the file.
     """
-    from ..export import read_metadata
-    from ..models import get_spec
+    from ...export import read_metadata
+    from ...models import get_spec
 
     if path is None or not isinstance(path, (str, os.PathLike)):
         return Feedback(False, f"Pass the path of your exported file, got {path!r:.60}.")
@@ -154,7 +154,7 @@ def exported_model_file(
     elif prov.get("backbone") != backbone:
         problems.append(f"The provenance says backbone {prov.get('backbone')!r}, but the model is {backbone!r}.")
     if problems:
-        return Feedback(False, problems[0] if len(problems) == 1 else "\n".join(f"- {p}" for p in problems))
+        return fail(problems)
     return Feedback(
         True,
         f"The file holds the network, the {len(names)} class names in output order, the {image_size} px "

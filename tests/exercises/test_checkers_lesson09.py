@@ -1,39 +1,24 @@
-"""Lesson 09's code exercises: right answers pass, typical mistakes are named.
+"""Lesson 09's checkers and code exercises: right answers pass, typical mistakes are named.
 
 The checkers run on a real MobileNetV2 with a 15-way head (the model lesson 09 deploys) and
 are also reached through the bank, as the exercise notebook reaches them.
 """
 from __future__ import annotations
 
-import copy
-from pathlib import Path
-
 import pandas as pd
 import pytest
 from torch import nn
 
 from tlcourse.errors import CourseError
-from tlcourse.exercises import Exercises
-from tlcourse.exercises.checkers_deployment import best_under_budget, inference_ready, parameter_count
-from tlcourse.models import create_model, get_head, load_backbone
+from tlcourse.exercises.checkers.lesson09 import best_under_budget, inference_ready, parameter_count
+from tlcourse.models import get_head, load_backbone
 
-BANK = Path(__file__).resolve().parents[1] / "exercises" / "banks" / "09_choosing_a_model.yaml"
-
-
-@pytest.fixture(scope="module")
-def pristine() -> nn.Module:
-    model, _ = create_model("mobilenet_v2", 15)
-    return model
+BANK = "09_choosing_a_model"
 
 
 @pytest.fixture()
-def model(pristine) -> nn.Module:
-    return copy.deepcopy(pristine)
-
-
-@pytest.fixture()
-def ex(tmp_path) -> Exercises:
-    return Exercises.load(str(BANK), learner="tester", headless=True, progress=tmp_path / "progress.json")
+def model(mobilenet) -> nn.Module:
+    return mobilenet(15)
 
 
 # ------------------------------------------------------------------ parameter_count
@@ -103,8 +88,8 @@ def test_inference_ready_names_the_attribute_trap(model):
     assert not fb.correct and "does not reach the submodules" in fb.message
 
 
-def test_inference_ready_refuses_the_create_model_tuple(pristine):
-    fb = inference_ready((pristine, None))
+def test_inference_ready_refuses_the_create_model_tuple(model):
+    fb = inference_ready((model, None))
     assert not fb.correct and "tuple" in fb.message
 
 

@@ -1,4 +1,4 @@
-"""Checkers for lesson 02 (pretrained models and their preprocessing).
+"""Checkers for lesson 02 (pretrained models): their preprocessing, and a new head on one.
 
 :func:`preprocess_function` grades a learner's hand-written version of ``weights.transforms()``.
 Wrong preprocessing never raises an error in PyTorch - the network just sees inputs on the
@@ -13,14 +13,18 @@ Banks refer to it as ``tlcourse.exercises.checkers_pretrained:preprocess_functio
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 from torchvision.transforms import functional as F  # what weights.transforms() itself calls
 
-from ..errors import unknown_name
-from .feedback import Feedback
+from ...errors import unknown_name
+from ..feedback import Feedback
+from .common import as_model, fail, names, plural, reference_params
+from .registry import register_checker
 
 #: mean absolute difference (in normalised units) below which an output counts as the reference;
 #: it allows another interpolation or antialiasing choice, which moves pixels by a few levels.
@@ -36,7 +40,7 @@ def _photos() -> tuple[torch.Tensor, ...]:
 
 
 def _preprocessing(backbone: str):
-    from ..models import OFFLINE_BACKBONES, get_spec
+    from ...models import OFFLINE_BACKBONES, get_spec
 
     if backbone not in OFFLINE_BACKBONES:
         raise unknown_name("backbone", backbone, OFFLINE_BACKBONES)
@@ -49,7 +53,7 @@ def _normalise(x: torch.Tensor, mean: Any, std: Any) -> torch.Tensor:
 
 def _mistakes(image: torch.Tensor, backbone: str, crop_size: int, resize_size: int) -> list[tuple[str, torch.Tensor]]:
     """(message, output) for the right recipe first, then for each typical mistake."""
-    from ..models import OFFLINE_BACKBONES, get_spec
+    from ...models import OFFLINE_BACKBONES, get_spec
 
     pre = _preprocessing(backbone)
     resized = F.resize(image, [resize_size], antialias=True)
@@ -103,6 +107,7 @@ def _distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().mean())
 
 
+@register_checker
 def preprocess_function(
     preprocess: Callable[[torch.Tensor], Any], backbone: str = "mobilenet_v2", crop_size: int = 224, resize_size: int = 256
 ) -> Feedback:
@@ -175,4 +180,83 @@ def preprocess_function(
     )
 
 
-__all__ = ["preprocess_function"]
+def _attr_path(path: str) -> str:
+    """``classifier.1`` -> ``classifier[1]``: how the learner writes it in Python."""
+    return re.sub(r"\.(\d+)", r"[\1]", path)
+
+
+@register_checker
+def new_head(model: nn.Module, num_classes: int, pretrained: bool = True) -> Feedback:
+    """The ImageNet classifier was replaced by an ``nn.Linear`` with ``num_classes`` outputs.
+
+    Also checks that the rest is intact: the backbone has the same parameters (names and
+    shapes) as the ImageNet model and, with ``pretrained=True``, the same ImageNet weights
+    (a backbone built with ``pretrained=False`` would throw away what we transfer).
+    """
+    m = as_model(model)
+    if isinstance(m, Feedback):
+        return m
+    from ...models import spec_for
+
+    spec = spec_for(m)
+    head_path = spec.head
+    try:
+        head = m.get_submodule(head_path)
+    except AttributeError:
+        parts = head_path.split(".")
+        owner, where = m, "the model"
+        for i in range(1, len(parts)):
+            try:
+                owner, where = m.get_submodule(".".join(parts[:i])), ".".join(parts[:i])
+            except AttributeError:
+                break
+        return Feedback(
+            False,
+            f"There is no module at {head_path}, where the {spec.name} head lives: {where} is now "
+            f"a {type(owner).__name__}. Replace only the final layer "
+            f"(model.{_attr_path(head_path)} = nn.Linear(...)) so the layers before it stay.",
+        )
+    if not isinstance(head, nn.Linear):
+        return Feedback(False, f"The head at {head_path} is a {type(head).__name__}; expected an nn.Linear.")
+    reference = reference_params(spec.name, pretrained)
+    problems: list[str] = []
+    ref_head = reference[f"{head_path}.weight"]
+    if head.out_features != num_classes:
+        note = " (that is still the ImageNet classifier)" if head.out_features == ref_head.shape[0] else ""
+        problems.append(
+            f"The head has {head.out_features} outputs{note}; expected {num_classes}, one per class."
+        )
+    if head.in_features != ref_head.shape[1]:
+        problems.append(
+            f"The head reads {head.in_features} features, but the backbone gives {ref_head.shape[1]}."
+        )
+    mine = {n: p for n, p in m.named_parameters() if not n.startswith(head_path + ".")}
+    ref_body = {n: p for n, p in reference.items() if not n.startswith(head_path + ".")}
+    missing = [n for n in ref_body if n not in mine]
+    extra = [n for n in mine if n not in ref_body]
+    reshaped = [n for n in ref_body if n in mine and mine[n].shape != ref_body[n].shape]
+    if missing:
+        problems.append(f"The backbone lost {plural(len(missing), 'tensor')}: {names(missing)}.")
+    if extra:
+        problems.append(f"The model has {plural(len(extra), 'unexpected tensor')}: {names(extra)}.")
+    if reshaped:
+        problems.append(f"{plural(len(reshaped), 'backbone tensor')} changed shape: {names(reshaped)}.")
+    if pretrained and not (missing or reshaped):
+        changed = [
+            n for n in ref_body if not torch.equal(mine[n].detach().cpu(), ref_body[n])
+        ]
+        if changed:
+            problems.append(
+                f"{plural(len(changed), 'backbone tensor')} differ from the ImageNet weights "
+                f"({names(changed, 3)}): was the model built with pretrained=False, or trained already?"
+            )
+    if problems:
+        return fail(problems)
+    return Feedback(
+        True,
+        f"The head is a new Linear({head.in_features} -> {num_classes}); the {spec.name} backbone "
+        "is intact.",
+    )
+
+
+__all__ = ["new_head", "preprocess_function"]

@@ -1,7 +1,6 @@
 """Checkers for lesson 09 (choosing a model to deploy).
 
-Banks name them as ``"tlcourse.exercises.checkers_deployment:<function>"``. Like every
-checker, each returns a :class:`~tlcourse.exercises.feedback.Feedback` whose message names the
+Like every checker, each returns a :class:`~tlcourse.exercises.feedback.Feedback` whose message names the
 learner's mistake (a count of tensors instead of values, a model left in training mode, the
 fastest model picked when a more accurate one also meets the budget), and raises
 :class:`~tlcourse.errors.CourseError` only when the bank itself is wrong.
@@ -16,13 +15,15 @@ from typing import Any
 
 from torch import nn
 
-from .feedback import Feedback
+from ..feedback import Feedback
+from .common import as_model
+from .registry import register_checker
 
 
 @functools.lru_cache(maxsize=8)
 def _counts(backbone: str, num_classes: int) -> dict[str, int]:
     """The right answer and the usual wrong ones, from the architecture (no weights needed)."""
-    from ..models import create_model, get_head, get_spec, load_backbone
+    from ...models import create_model, get_head, get_spec, load_backbone
 
     get_spec(backbone)  # a bank's typo fails here, with the valid names
     model, _ = create_model(backbone, num_classes, pretrained=False)
@@ -38,6 +39,7 @@ def _counts(backbone: str, num_classes: int) -> dict[str, int]:
     }
 
 
+@register_checker
 def parameter_count(value: Any, backbone: str, num_classes: int) -> Feedback:
     """``value`` is the number of parameters (values, not tensors) of ``backbone`` with a new head.
 
@@ -72,6 +74,7 @@ def parameter_count(value: Any, backbone: str, num_classes: int) -> Feedback:
                            f"new {num_classes}-way head.")
 
 
+@register_checker
 def inference_ready(model: Any) -> Feedback:
     """Every module of ``model`` is in eval mode, as a deployed (or timed) model must be.
 
@@ -79,10 +82,9 @@ def inference_ready(model: Any) -> Feedback:
     running ones) and Dropout zeroes features at random: predictions then depend on the batch
     and change from call to call, and timings include work deployment never does.
     """
-    if isinstance(model, tuple) and model and isinstance(model[0], nn.Module):
-        return Feedback(False, "You passed a tuple: create_model returns (model, preprocessing). Pass the model.")
-    if not isinstance(model, nn.Module):
-        return Feedback(False, f"Expected a torch.nn.Module, got a {type(model).__name__}.")
+    checked = as_model(model)
+    if isinstance(checked, Feedback):
+        return checked
     training = [(name, m) for name, m in model.named_modules() if m.training]
     if not training:
         return Feedback(True, "Every module is in eval mode: BatchNorm uses its stored statistics and Dropout is off, "
@@ -130,6 +132,7 @@ def _rows(table: Any) -> dict[str, dict[str, float]] | str:
     return out
 
 
+@register_checker
 def best_under_budget(choice: Any, table: Any, budget_ms: float) -> Feedback:
     """``choice`` is the most accurate model whose ``latency_ms`` is within ``budget_ms`` (None if none is).
 

@@ -1,18 +1,14 @@
-"""Checkers for lessons 06 (the decision matrix) and 08 (different domains, imbalance, metrics).
+"""Checkers for lesson 08 (different domains, imbalance, metrics).
 
 Each one recomputes the right answer from the learner's own data and, when the answer is wrong,
 names the likely mistake rather than just "wrong":
 
-- :func:`seed_spread`: mean and standard deviation over seeds per dataset x size x strategy
-  (grouped by the wrong columns, the population instead of the sample std, another metric);
 - :func:`class_weighted_loss`: ``nn.CrossEntropyLoss(weight=...)`` with the rare class weighted up
   (no weights, weights proportional to the counts instead of inversely, wrong length);
 - :func:`balanced_accuracy_value`: the mean of the per-class recalls (plain accuracy, one
   class's recall, precision);
 - :func:`threshold_for_recall`: the highest threshold whose recall still reaches a target
   (too high: misses the target; needlessly low: more false alarms than necessary).
-
-A bank refers to them as ``checker: "tlcourse.exercises.checkers_domains:seed_spread"`` etc.
 """
 from __future__ import annotations
 
@@ -20,99 +16,23 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
-from ..errors import InvalidParameterError
-from .feedback import Feedback
-
-_CELL = ["dataset", "n_per_class", "strategy"]
+from ...errors import InvalidParameterError
+from ..feedback import Feedback
+from .common import number_and_vectors, vector
+from .registry import register_checker
 
 
 def _close(a: float, b: float, tol: float = 1e-6) -> bool:
     return math.isclose(float(a), float(b), rel_tol=tol, abs_tol=tol)
 
 
-def _vector(values: Any, name: str) -> np.ndarray | Feedback:
-    """A 1-D float array from a list, numpy array or (CPU or device) tensor."""
-    try:
-        if isinstance(values, torch.Tensor):
-            values = values.detach().cpu().numpy()
-        array = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        return Feedback(False, f"{name} must be a list, array or tensor of numbers; got {type(values).__name__}.")
-    if array.ndim != 1 or array.size == 0:
-        return Feedback(False, f"{name} must be one non-empty row of numbers (1-D); got shape {array.shape}.")
-    return array
-
-
-def _number(value: Any, name: str) -> float | Feedback:
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    if isinstance(value, (np.floating, np.integer)):
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return Feedback(False, f"{name} must be one finite number; got {value!r}.")
-    return float(value)
-
-
-# --------------------------------------------------------------------------- lesson 06
-
-
-def seed_spread(summary: Any, runs: Any, metric: str = "acc") -> Feedback:
-    """``summary`` has one row per dataset x n_per_class x strategy and columns ``mean`` and ``std``
-    (the sample standard deviation over seeds, pandas' default) of ``metric`` in ``runs``."""
-    import pandas as pd
-
-    if not isinstance(runs, pd.DataFrame) or not set(_CELL + ["seed", metric]) <= set(runs.columns):
-        raise InvalidParameterError(f"seed_spread needs run_grid's table with columns {_CELL + ['seed', metric]}.")
-    if not isinstance(summary, pd.DataFrame):
-        return Feedback(False, f"summary must be a pandas DataFrame (from groupby(...).agg(...)); got {type(summary).__name__}.")
-    missing = [c for c in ("mean", "std") if c not in summary.columns]
-    if missing:
-        return Feedback(False, f"summary has no column(s) {', '.join(missing)}; its columns: {', '.join(map(str, summary.columns))}. "
-                               "Use .agg(['mean', 'std']).")
-    grouped = runs.groupby(_CELL)
-    right = grouped[metric].agg(["mean", "std"])
-    if len(summary) != len(right):
-        if len(summary) == len(runs):
-            why = "one row per run: did you group by the seed too, or not group at all?"
-        elif len(summary) < len(right):
-            why = f"some cells were merged: group by all of {', '.join(_CELL)}."
-        else:
-            why = f"group by exactly {', '.join(_CELL)}."
-        return Feedback(False, f"summary has {len(summary)} rows, expected {len(right)} (one per dataset x size x strategy): {why}")
-    if list(summary.index.names) != _CELL:
-        return Feedback(False, f"summary's index is {list(summary.index.names)}; expected {_CELL} (groupby those columns, in that order).")
-    summary = summary.sort_index()
-    if not np.allclose(summary["mean"].to_numpy(float), right["mean"].to_numpy(float), atol=1e-9):
-        for other in ("acc", "balanced_acc"):
-            if other != metric and other in runs.columns and np.allclose(
-                summary["mean"].to_numpy(float), grouped[other].mean().to_numpy(float), atol=1e-9
-            ):
-                return Feedback(False, f"Your means are of {other!r}; this question asks about {metric!r}.")
-        return Feedback(False, f"The 'mean' column does not match the mean of {metric!r} over seeds in each cell.")
-    population = grouped[metric].std(ddof=0).to_numpy(float)
-    std = summary["std"].to_numpy(float)
-    if not np.allclose(std, right["std"].to_numpy(float), atol=1e-9, equal_nan=True):
-        if np.allclose(std, population, atol=1e-9):
-            return Feedback(False, "Your 'std' is the population standard deviation (ddof=0, numpy's default). With a "
-                                   "handful of seeds use the sample standard deviation (ddof=1, pandas' .std()).")
-        spread = (grouped[metric].max() - grouped[metric].min()).to_numpy(float)
-        if np.allclose(std, spread, atol=1e-9):
-            return Feedback(False, "Your 'std' is the range (max - min), not the standard deviation.")
-        return Feedback(False, f"The 'std' column does not match the standard deviation of {metric!r} over seeds.")
-    return Feedback(True, f"Right: {len(right)} cells, each with the mean and sample standard deviation over "
-                          f"{runs['seed'].nunique()} seeds.")
-
-
-# --------------------------------------------------------------------------- lesson 08
-
-
+@register_checker
 def class_weighted_loss(criterion: Any, counts: Any) -> Feedback:
     """``criterion`` is an ``nn.CrossEntropyLoss`` whose class weights are inversely proportional to
     ``counts`` (any common scale: ``1 / count`` or ``n / (C * count)`` are both right)."""
-    n = _vector(counts, "counts")
+    n = vector(counts, "counts")
     if isinstance(n, Feedback):
         raise InvalidParameterError(f"class_weighted_loss: {n.message}")
     if not isinstance(criterion, nn.CrossEntropyLoss):
@@ -140,18 +60,13 @@ def class_weighted_loss(criterion: Any, counts: Any) -> Feedback:
                            f"{n.astype(int).tolist()}. Use weight = counts.sum() / (len(counts) * counts).")
 
 
+@register_checker
 def balanced_accuracy_value(value: Any, labels: Any, preds: Any) -> Feedback:
     """``value`` is the balanced accuracy of ``preds``: the mean over classes of each class's recall."""
-    v = _number(value, "value")
-    if isinstance(v, Feedback):
-        return v
-    y = _vector(labels, "labels")
-    p = _vector(preds, "preds")
-    for arr in (y, p):
-        if isinstance(arr, Feedback):
-            return arr
-    if y.shape != p.shape:
-        return Feedback(False, f"labels ({y.size}) and preds ({p.size}) must have the same length.")
+    parsed = number_and_vectors(value, "value", labels, "labels", preds, "preds")
+    if isinstance(parsed, Feedback):
+        return parsed
+    v, y, p = parsed
     classes = np.unique(y)
     recalls = {int(c): float((p[y == c] == c).mean()) for c in classes}
     right = float(np.mean(list(recalls.values())))
@@ -174,21 +89,16 @@ def balanced_accuracy_value(value: Any, labels: Any, preds: Any) -> Feedback:
                            "take the share of its images predicted correctly; then average those shares.")
 
 
+@register_checker
 def threshold_for_recall(threshold: Any, scores: Any, labels: Any, target: float) -> Feedback:
     """``threshold`` flags ``scores >= threshold`` as positive (label 1) and is the highest one whose
     recall reaches ``target``: it catches enough positives with as few false alarms as possible."""
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
         raise InvalidParameterError(f"threshold_for_recall needs 0 < target <= 1, got {target!r}.")
-    t = _number(threshold, "threshold")
-    if isinstance(t, Feedback):
-        return t
-    s = _vector(scores, "scores")
-    y = _vector(labels, "labels")
-    for arr in (s, y):
-        if isinstance(arr, Feedback):
-            return arr
-    if s.shape != y.shape:
-        return Feedback(False, f"scores ({s.size}) and labels ({y.size}) must have the same length.")
+    parsed = number_and_vectors(threshold, "threshold", scores, "scores", labels, "labels")
+    if isinstance(parsed, Feedback):
+        return parsed
+    t, s, y = parsed
     positive = y == 1
     if not positive.any():
         return Feedback(False, "labels has no positive (1) example, so recall is undefined: pass the true labels.")
@@ -213,4 +123,4 @@ def threshold_for_recall(threshold: Any, scores: Any, labels: Any, target: float
                            f"(precision {precision(best):.1%} instead of {precision(t):.1%}).")
 
 
-__all__ = ["balanced_accuracy_value", "class_weighted_loss", "seed_spread", "threshold_for_recall"]
+__all__ = ["balanced_accuracy_value", "class_weighted_loss", "threshold_for_recall"]

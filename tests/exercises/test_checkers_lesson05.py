@@ -1,42 +1,26 @@
-"""Lesson 05's exercise bank on a real MobileNetV2: right answers pass, typical mistakes are named.
+"""Lesson 05's checkers (discriminative learning rates, layer-wise decay) and exercises, on a real MobileNetV2.
 
-Every code exercise is graded through the bank (``Exercises.grade``), so the test also checks
+Every code exercise is graded through the bank (``Exercises.grade``) too, so the test also checks
 that the bank's checker names and fixed arguments fit the checkers.
 """
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
+from stage_setups import params_of, train_only
 from torch import nn
 
 from tlcourse import optim
 from tlcourse.errors import InvalidParameterError
-from tlcourse.exercises import Exercises
-from tlcourse.exercises.checkers_finetuning import layer_decay_lrs
-from tlcourse.models import create_model, stage_of_parameters, trainable_stages, unfreeze_top
+from tlcourse.exercises.checkers.lesson05 import discriminative_lrs, layer_decay_lrs
+from tlcourse.models import trainable_stages, unfreeze_top
 
-
-@pytest.fixture(scope="module")
-def pristine() -> nn.Module:
-    model, _ = create_model("mobilenet_v2", 15, seed=0)
-    return model
+BANK = "05_fine_tuning"
 
 
 @pytest.fixture()
-def model(pristine) -> nn.Module:
-    return copy.deepcopy(pristine)
-
-
-@pytest.fixture()
-def ex(tmp_path) -> Exercises:
-    return Exercises.load("05_fine_tuning", learner="tester", headless=True, progress=tmp_path / "p.json")
-
-
-def _params(model: nn.Module, stages: set[str], trainable_only: bool = True) -> list[nn.Parameter]:
-    stage_of = stage_of_parameters(model)
-    return [p for n, p in model.named_parameters() if stage_of[n] in stages and (p.requires_grad or not trainable_only)]
+def model(mobilenet) -> nn.Module:
+    return mobilenet(15)
 
 
 def _decay_groups(model: nn.Module, lr: float, decay: float, depth_of=None) -> list[dict]:
@@ -44,18 +28,54 @@ def _decay_groups(model: nn.Module, lr: float, decay: float, depth_of=None) -> l
     groups = []
     for depth, stage in enumerate(reversed(live)):
         d = depth if depth_of is None else depth_of(depth, stage, live)
-        groups.append({"params": _params(model, {stage}), "lr": lr * decay**d})
+        groups.append({"params": params_of(model, {stage}), "lr": lr * decay**d})
     return groups
+
+
+def _two_groups(model: nn.Module, base_lr: float, head_lr: float) -> torch.optim.Optimizer:
+    """The backbone's trainable stages at ``base_lr``, the head at ``head_lr``."""
+    return torch.optim.AdamW([
+        {"params": params_of(model, {"stage5", "top"}), "lr": base_lr},
+        {"params": params_of(model, {"head"}), "lr": head_lr},
+    ])
+
+
+# --------------------------------------------------------------------------- discriminative_lrs
+
+
+def test_discriminative_lrs(mobilenet):
+    model = train_only(mobilenet(3), {"stage5", "top", "head"})
+    base, head = params_of(model, {"stage5", "top"}), params_of(model, {"head"})
+    right = _two_groups(model, 1e-4, 1e-3)
+    fb = discriminative_lrs(model, right, head_lr=1e-3, ratio=10)
+    assert fb.correct and "backbone (stage5, top) lr 0.0001 = head / 10" in fb.message
+    assert discriminative_lrs(model, right, ratio=10).correct  # any head lr, ratio only
+    fb = discriminative_lrs(model, _two_groups(model, 1e-3, 1e-3), head_lr=1e-3, ratio=10)
+    assert fb.message == "Group 0 (stage5, top) has lr 0.001, which is head lr / 1; expected head lr / 10 = 0.0001."
+    one_group = torch.optim.AdamW(base + head, lr=1e-3)
+    fb = discriminative_lrs(model, one_group, head_lr=1e-3, ratio=10)
+    assert "Group 0 mixes the head (2 tensors) with backbone stages (stage5, top; 39 tensors)" in fb.message
+    fb = discriminative_lrs(model, _two_groups(model, 1e-5, 1e-4), head_lr=1e-3, ratio=10)
+    assert "The head's group (group 1) has lr 0.0001; expected head_lr = 0.001." in fb.message
+    frozen_in = torch.optim.AdamW(
+        [{"params": [p for p in model.parameters() if p not in set(head)], "lr": 1e-4}, {"params": head, "lr": 1e-3}]
+    )
+    assert "frozen tensors" in discriminative_lrs(model, frozen_in, head_lr=1e-3).message
+    # A warm-up scheduler changes lr; initial_lr is what the learner configured.
+    warm = _two_groups(model, 1e-4, 1e-3)
+    torch.optim.lr_scheduler.LambdaLR(warm, lambda step: 0.1)
+    assert warm.param_groups[0]["lr"] == pytest.approx(1e-5)
+    assert discriminative_lrs(model, warm, head_lr=1e-3, ratio=10).correct
+    train_only(model, {"head"})
+    fb = discriminative_lrs(model, torch.optim.AdamW(head, lr=1e-3), head_lr=1e-3)
+    assert "No backbone parameter is trainable" in fb.message
 
 
 # --------------------------------------------------------------------------- unfreeze_top2
 
 
 def test_unfreeze_top2_right_loop_passes(model, ex):
-    stage_of = stage_of_parameters(model)
-    for name, p in model.named_parameters():
-        p.requires_grad = stage_of[name] in ("stage5", "top", "head")
-    assert ex.grade("unfreeze_top2", model=model).correct
+    assert ex.grade("unfreeze_top2", model=train_only(model, {"stage5", "top", "head"})).correct
 
 
 def test_unfreeze_top2_nothing_frozen_fails_naming_stages(model, ex):
@@ -73,13 +93,15 @@ def test_unfreeze_top2_one_stage_too_few_fails_naming_stage5(model, ex):
 # --------------------------------------------------------------------------- param_groups_10x
 
 
-def test_param_groups_10x_right_groups_pass(model, ex):
+@pytest.mark.parametrize(
+    "base_lr, right, words",
+    [(1e-4, True, "head / 10"), (1e-5, False, "head lr / 100")],
+    ids=["ratio_10", "ratio_100"],
+)
+def test_param_groups_10x_ratio(model, ex, base_lr, right, words):
     unfreeze_top(model, 2)
-    opt = torch.optim.AdamW([
-        {"params": _params(model, {"stage5", "top"}), "lr": 1e-4},
-        {"params": _params(model, {"head"}), "lr": 1e-3},
-    ])
-    assert ex.grade("param_groups_10x", model=model, optimizer=opt).correct
+    fb = ex.grade("param_groups_10x", model=model, optimizer=_two_groups(model, base_lr, 1e-3))
+    assert fb.correct is right and words in fb.message, fb.message
 
 
 def test_param_groups_10x_one_group_fails_as_mixed(model, ex):
@@ -89,21 +111,11 @@ def test_param_groups_10x_one_group_fails_as_mixed(model, ex):
     assert not fb.correct and "mixes the head" in fb.message
 
 
-def test_param_groups_10x_wrong_ratio_is_named(model, ex):
-    unfreeze_top(model, 2)
-    opt = torch.optim.AdamW([
-        {"params": _params(model, {"stage5", "top"}), "lr": 1e-5},
-        {"params": _params(model, {"head"}), "lr": 1e-3},
-    ])
-    fb = ex.grade("param_groups_10x", model=model, optimizer=opt)
-    assert not fb.correct and "head lr / 100" in fb.message
-
-
 def test_param_groups_10x_frozen_stages_in_base_group_fail(model, ex):
     unfreeze_top(model, 2)
     opt = torch.optim.AdamW([
-        {"params": _params(model, {"stem", "stage1", "stage2", "stage3", "stage4", "stage5", "top"}, False), "lr": 1e-4},
-        {"params": _params(model, {"head"}), "lr": 1e-3},
+        {"params": params_of(model, {"stem", "stage1", "stage2", "stage3", "stage4", "stage5", "top"}, False), "lr": 1e-4},
+        {"params": params_of(model, {"head"}), "lr": 1e-3},
     ])
     fb = ex.grade("param_groups_10x", model=model, optimizer=opt)
     assert not fb.correct and "frozen" in fb.message
@@ -141,7 +153,7 @@ def test_rebuild_optimizer_unanswered_is_feedback_not_error(model, ex):
     assert not fb.correct and "NoneType" in fb.message
 
 
-# --------------------------------------------------------------------------- layer_decay (own checker)
+# --------------------------------------------------------------------------- layer_decay_lrs
 
 
 def test_layer_decay_right_groups_pass_through_bank(model, ex):
@@ -165,25 +177,21 @@ def test_layer_decay_counts_initial_lr_under_a_scheduler(model):
     assert layer_decay_lrs(model, opt, lr=1e-3, decay=0.5).correct
 
 
-def test_layer_decay_reversed_direction_is_named(model):
+@pytest.mark.parametrize(
+    "depth_of, words",
+    [
+        (lambda d, s, live: len(live) - 1 - d, ["wrong way"]),
+        (lambda d, s, live: 0, ["same rate"]),
+        (lambda d, s, live: d + 1, ["off by one", "head gets lr itself"]),
+    ],
+    ids=["reversed_direction", "no_decay", "off_by_one"],
+)
+def test_layer_decay_systematic_mistakes_are_named(model, depth_of, words):
     unfreeze_top(model, 3)
-    opt = torch.optim.AdamW(_decay_groups(model, 1e-3, 0.5, depth_of=lambda d, s, live: len(live) - 1 - d))
+    opt = torch.optim.AdamW(_decay_groups(model, 1e-3, 0.5, depth_of=depth_of))
     fb = layer_decay_lrs(model, opt, lr=1e-3, decay=0.5)
-    assert not fb.correct and "wrong way" in fb.message
-
-
-def test_layer_decay_no_decay_is_named(model):
-    unfreeze_top(model, 3)
-    opt = torch.optim.AdamW(_decay_groups(model, 1e-3, 0.5, depth_of=lambda d, s, live: 0))
-    fb = layer_decay_lrs(model, opt, lr=1e-3, decay=0.5)
-    assert not fb.correct and "same rate" in fb.message
-
-
-def test_layer_decay_off_by_one_is_named(model):
-    unfreeze_top(model, 3)
-    opt = torch.optim.AdamW(_decay_groups(model, 1e-3, 0.5, depth_of=lambda d, s, live: d + 1))
-    fb = layer_decay_lrs(model, opt, lr=1e-3, decay=0.5)
-    assert not fb.correct and "off by one" in fb.message and "head gets lr itself" in fb.message
+    assert not fb.correct
+    assert all(w in fb.message for w in words), fb.message
 
 
 def test_layer_decay_one_wrong_stage_names_it_and_its_depth(model):
@@ -198,8 +206,8 @@ def test_layer_decay_one_wrong_stage_names_it_and_its_depth(model):
 def test_layer_decay_group_spanning_stages_is_named(model):
     unfreeze_top(model, 3)
     opt = torch.optim.AdamW([
-        {"params": _params(model, {"stage4", "stage5", "top"}), "lr": 5e-4},
-        {"params": _params(model, {"head"}), "lr": 1e-3},
+        {"params": params_of(model, {"stage4", "stage5", "top"}), "lr": 5e-4},
+        {"params": params_of(model, {"head"}), "lr": 1e-3},
     ])
     fb = layer_decay_lrs(model, opt, lr=1e-3, decay=0.5)
     assert not fb.correct and "its own group" in fb.message and "stage4" in fb.message
@@ -215,7 +223,7 @@ def test_layer_decay_missing_stage_is_named(model):
 
 def test_layer_decay_with_only_the_head_trainable_says_so(model):
     unfreeze_top(model, 0)
-    opt = torch.optim.AdamW(_params(model, {"head"}), lr=1e-3)
+    opt = torch.optim.AdamW(params_of(model, {"head"}), lr=1e-3)
     fb = layer_decay_lrs(model, opt, lr=1e-3, decay=0.5)
     assert not fb.correct and "unfreeze some stages" in fb.message
 

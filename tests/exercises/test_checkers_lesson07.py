@@ -1,4 +1,4 @@
-"""Lesson 07's code exercises: the right objects pass, typical mistakes fail with a message naming them.
+"""Lesson 07's checkers and code exercises: the right objects pass, typical mistakes fail with a message naming them.
 
 Real inputs throughout: predictions of a MobileNetV2 head on PlantVillage features for the
 recall checker, a real export of MobileNetV2 for the export-file checker (its wrong variants
@@ -15,19 +15,11 @@ import pytest
 import torch
 
 from tlcourse.exercises import Exercises
-from tlcourse.exercises.checkers_case_study import exported_model_file, per_class_recall
+from tlcourse.exercises.checkers.lesson07 import exported_model_file, per_class_recall
 from tlcourse.export import export_model
 from tlcourse.models import create_model, get_head, pooled_features
 
 BANK = "07_case_plant_disease"
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def ex(tmp_path_factory: pytest.TempPathFactory) -> Exercises:
-    bank = ROOT / "exercises" / "banks" / f"{BANK}.yaml"
-    return Exercises.load(str(bank), learner="tester", headless=True,
-                          progress=tmp_path_factory.mktemp("progress") / "p.json")
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +74,8 @@ def test_per_class_recall_right_and_typical_mistakes(ex: Exercises, predictions)
     assert not fb.correct and "class 3" in fb.message
 
 
-def test_unfreeze_top_two_stages(ex: Exercises) -> None:
-    model, _ = create_model("mobilenet_v2", 15, seed=0)
+def test_unfreeze_top_two_stages(ex: Exercises, mobilenet) -> None:
+    model = mobilenet(15)
     for p in model.parameters():
         p.requires_grad = False
     for module in (model.features[14:], model.classifier):

@@ -14,8 +14,6 @@ import pytest
 
 papermill = pytest.importorskip("papermill")
 
-BANKS = Path(__file__).resolve().parents[1] / "exercises" / "banks"
-
 
 @pytest.fixture(scope="module")
 def python3_kernel() -> str:
@@ -59,12 +57,9 @@ def _notebook(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def test_papermill_headless_run_records_answers(tmp_path, monkeypatch, python3_kernel):
-    progress = tmp_path / "progress.json"
+def test_papermill_headless_run_records_answers(tmp_path, monkeypatch, python3_kernel, progress_file):
+    progress = progress_file  # exercise_env points TLCOURSE_PROGRESS and TLCOURSE_BANKS for the kernel too
     monkeypatch.setenv("TLCOURSE_HEADLESS", "1")
-    monkeypatch.setenv("TLCOURSE_BANKS", str(BANKS))
-    monkeypatch.setenv("TLCOURSE_PROGRESS", str(progress))
-    monkeypatch.delenv("TLCOURSE_EXAM", raising=False)
     src, out = tmp_path / "tiny.ipynb", tmp_path / "tiny.out.ipynb"
     _notebook(src)
     papermill.execute_notebook(

@@ -1,7 +1,6 @@
-"""Code-exercise checkers for feature extraction (lesson 04).
+"""Checkers for lesson 04 (feature extraction): a pooled linear head, and putting it back in the model.
 
-Banks name them as ``tlcourse.exercises.checkers_features:<function>``. Like the checkers in
-:mod:`tlcourse.exercises.checkers`, each returns a :class:`Feedback` whose message names the
+Like every checker, each returns a :class:`Feedback` whose message names the
 learner's mistake (flattening without pooling, max instead of average pooling, a softmax at the
 end, a fresh head instead of the trained one), and raises :class:`CourseError` only when the
 *bank* passes impossible settings.
@@ -17,8 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CourseError, InvalidParameterError
-from .feedback import Feedback
+from ...errors import CourseError, InvalidParameterError
+from ..feedback import Feedback
+from .common import as_model, fail, reference_params
+from .registry import register_checker
 
 #: Probe feature maps: two sizes, so a pooling that only fits one grid is caught.
 _PROBE_SIZES = ((4, 4), (7, 5))
@@ -43,6 +44,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5)
 
 
+@register_checker
 def pooled_linear_head(head: Any, in_features: int, num_classes: int) -> Feedback:
     """``head`` turns ``(N, in_features, H, W)`` feature maps into ``(N, num_classes)`` scores by
     global average pooling followed by one trainable linear layer, for any ``H, W``.
@@ -83,7 +85,7 @@ def pooled_linear_head(head: Any, in_features: int, num_classes: int) -> Feedbac
     if not all(p.requires_grad for p in linear.parameters()):
         problems.append("The linear layer is frozen (requires_grad=False): it is the one part that must learn.")
     if problems:
-        return Feedback(False, "\n".join(f"- {p}" for p in problems) if len(problems) > 1 else problems[0])
+        return fail(problems)
 
     device = _device_of(head)
     was_training = head.training
@@ -132,16 +134,16 @@ def pooled_linear_head(head: Any, in_features: int, num_classes: int) -> Feedbac
     return Feedback(True, f"Global average pooling, then Linear({in_features} -> {num_classes}): {n:,} trainable weights.")
 
 
+@register_checker
 def head_in_model(model: Any, head: Any) -> Feedback:
     """The trained ``head`` sits at the backbone's head position of ``model``, and the whole model
     (in eval mode) predicts ``head(pooled features)`` for an image.
     """
-    from ..models import pooled_features, spec_for
+    from ...models import pooled_features, spec_for
 
-    if not isinstance(model, nn.Module):
-        if isinstance(model, tuple) and model and isinstance(model[0], nn.Module):
-            return Feedback(False, "You passed a tuple: create_model returns (model, preprocessing). Pass the model.")
-        return Feedback(False, f"Expected a torch.nn.Module as the model, got a {type(model).__name__}.")
+    checked = as_model(model)
+    if isinstance(checked, Feedback):
+        return checked
     if not isinstance(head, nn.Linear):
         return Feedback(False, f"Expected the trained head, an nn.Linear, got a {type(head).__name__}.")
     try:
@@ -169,9 +171,7 @@ def head_in_model(model: Any, head: Any) -> Feedback:
             return Feedback(False, "The model's head is a different linear layer from your trained head (a new "
                                    "nn.Linear starts from random weights). Pass the trained head object itself to "
                                    "replace_head.")
-    from .checkers import _reference_params
-
-    reference = _reference_params(spec.name, True)
+    reference = reference_params(spec.name, True)
     body = {n: p for n, p in model.named_parameters() if not n.startswith(spec.head + ".")}
     changed = [n for n, ref in reference.items() if not n.startswith(spec.head + ".")
                and (n not in body or body[n].shape != ref.shape or not torch.equal(body[n].detach().cpu(), ref))]

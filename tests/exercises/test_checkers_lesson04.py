@@ -1,0 +1,157 @@
+"""Lesson 04's checkers (a pooled linear head, the trained head put back in the model) and exercises.
+
+For every code exercise: the right objects pass, and typical wrong ones fail with a message that
+names the mistake. The non-code questions are graded with the solution notebook's answers and
+with typical wrong ones.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from tlcourse.exercises.checkers.lesson04 import head_in_model, pooled_linear_head
+from tlcourse.models import replace_head, split_at
+
+BANK = "04_feature_extraction"
+
+
+@pytest.fixture()
+def model(mobilenet) -> nn.Module:
+    return mobilenet(15)
+
+
+# --------------------------------------------------------------------------- pooled head
+
+
+class MeanHead(nn.Module):
+    """A right answer written without nn.Sequential."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(1280, 15)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("head", [
+    nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1280, 15)),
+    nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(1280, 15)),
+    MeanHead(),
+])
+def test_pooled_head_right(ex, head):
+    fb = ex.grade("pooled_head", head=head)
+    assert fb.correct, fb.message
+    assert "19,215" in fb.message
+
+
+@pytest.mark.parametrize("head, words", [
+    (nn.Sequential(nn.Flatten(), nn.Linear(1280 * 16, 15)), ["without pooling", "AdaptiveAvgPool2d"]),
+    (nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(1280, 15)), ["max pooling"]),
+    (nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1280, 15), nn.Softmax(dim=1)), ["softmax", "logits"]),
+    (nn.Sequential(nn.AvgPool2d(4), nn.Flatten(), nn.Linear(1280, 15)), ["7x5", "AdaptiveAvgPool2d"]),
+    (nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1280, 1000)), ["1000 outputs"]),
+    (nn.Linear(1280, 15), ["failed", "AdaptiveAvgPool2d"]),
+    (nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1280, 256), nn.ReLU(), nn.Linear(256, 15)), ["2 linear layers"]),
+    (None, ["NoneType"]),
+])
+def test_pooled_head_wrong(ex, head, words):
+    fb = ex.grade("pooled_head", head=head)
+    assert not fb.correct
+    for word in words:
+        assert word in fb.message, fb.message
+
+
+def test_pooled_head_frozen_linear():
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1280, 15))
+    head[2].requires_grad_(False)
+    fb = pooled_linear_head(head, in_features=1280, num_classes=15)
+    assert not fb.correct and "frozen" in fb.message
+
+
+def test_pooled_head_keeps_training_mode():
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5), nn.Linear(1280, 15)).train()
+    assert pooled_linear_head(head, in_features=1280, num_classes=15).correct
+    assert head.training
+
+
+# --------------------------------------------------------------------------- head in the model
+
+
+@pytest.fixture(scope="module")
+def trained_head() -> nn.Linear:
+    torch.manual_seed(1)
+    return nn.Linear(1280, 15)
+
+
+def test_head_in_place_right(ex, model, trained_head):
+    replace_head(model, trained_head)
+    fb = ex.grade("head_in_place", model=model, head=trained_head)
+    assert fb.correct, fb.message
+
+
+def test_head_in_place_copy_counts(model, trained_head):
+    replace_head(model, copy.deepcopy(trained_head))
+    assert head_in_model(model, trained_head).correct
+
+
+def _halve_first_conv(model: nn.Module, head: nn.Linear) -> None:
+    replace_head(model, head)
+    with torch.no_grad():
+        model.features[0][0].weight.mul_(0.5)  # the body is no longer the pretrained one
+
+
+@pytest.mark.parametrize(
+    "mistake, words",
+    [
+        (lambda model, head: None, ["different linear layer"]),
+        (lambda model, head: replace_head(model, nn.Linear(1280, 15)), ["random weights"]),
+        # Replaces Dropout + Linear: nothing at classifier.1 any more.
+        (lambda model, head: setattr(model, "classifier", head), ["classifier.1"]),
+        (_halve_first_conv, ["differ from the pretrained", "features.0.0.weight"]),
+        # Not the head itself: a wrapper around it.
+        (lambda model, head: replace_head(model, nn.Sequential(nn.ReLU(), head)), ["Sequential"]),
+    ],
+    ids=["not_done", "fresh_linear", "wrong_position", "body_changed", "layer_added"],
+)
+def test_head_in_place_mistakes(ex, model, trained_head, mistake, words):
+    mistake(model, trained_head)
+    fb = ex.grade("head_in_place", model=model, head=trained_head)
+    assert not fb.correct
+    assert all(w in fb.message for w in words), fb.message
+
+
+def test_head_in_place_imagenet_classifier(ex, imagenet, trained_head):
+    fb = ex.grade("head_in_place", model=imagenet, head=trained_head)
+    assert not fb.correct and "ImageNet classifier" in fb.message
+
+
+def test_head_in_place_tuple(model, trained_head):
+    fb = head_in_model((model, None), trained_head)  # create_model returns (model, preprocessing)
+    assert not fb.correct and "You passed a tuple" in fb.message
+
+
+# --------------------------------------------------------------------------- other questions
+
+ANSWERS_04 = [  # question, the solution's answer, a typical wrong one
+    ("grid_size", 4, 7),
+    ("cache_when", ["a", "c"], ["a", "b"]),
+    ("early_stopping_watches", "b", "the training loss"),
+    ("restored_epoch", 12, 17),
+    ("curve_left", "a", "b"),
+]
+
+
+@pytest.mark.parametrize("qid, right, wrong", ANSWERS_04, ids=[row[0] for row in ANSWERS_04])
+def test_04_answers(ex, qid, right, wrong):
+    assert ex.grade(qid, right).correct
+    assert not ex.grade(qid, wrong).correct
+
+
+def test_04_grid_size_is_what_the_base_gives(model):
+    base, _ = split_at(model, "top")
+    with torch.no_grad():
+        assert base.eval()(torch.zeros(1, 3, 128, 128)).shape[-2:] == (4, 4)
