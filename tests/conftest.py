@@ -48,3 +48,13 @@ def small_plants():
     data = load_dataset("plantvillage", 64, progress=False)
     pre = get_spec("mobilenet_v2").preprocessing.at(64)
     return take_per_class(data, 6, seed=0).with_transform(eval_transform(pre))
+
+
+@pytest.fixture(scope="session")
+def plant_batch(plant_images: list[Path]):
+    """The six ``plant_images`` as one batch: uint8 images (6 x 3 x 64 x 64) and labels 0, 0, 1, 1, 2, 2."""
+    import torch
+
+    from tlcourse.data import decode_images
+
+    return decode_images(plant_images, 64, progress=False), torch.arange(3).repeat_interleave(2)

@@ -25,6 +25,7 @@ from .device import pick_device
 from .errors import CourseError
 from .models.backbones import spec_for, stage_sequence
 from .models.folding import fold_batchnorm
+from .models.modes import evaluating
 from .paths import subcache
 from .training import History, fit, iterate_batches
 
@@ -130,15 +131,11 @@ def extract_features(
             except Exception:
                 path.unlink(missing_ok=True)
     device = pick_device(device)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for m in modules:
             m.to(device)
         # a BatchNorm-folded copy runs the same function faster; the model itself is untouched
         bottom = nn.Sequential(*(fold_batchnorm(m) for m in modules))
-    finally:
-        model.train(was_training)
     channels_last = device.type == "cpu"
     if channels_last:
         bottom.to(memory_format=torch.channels_last)
@@ -247,14 +244,11 @@ def probe_stages(
     _check_cacheable(train)
     _check_cacheable(test)
     device = pick_device(device)
-    was_training = model.training
-    try:
-        model.eval().to(device)  # outside inference_mode, so the parameters stay trainable tensors
+    with evaluating(model):
+        model.to(device)  # outside inference_mode, so the parameters stay trainable tensors
         seq = stage_sequence(model)
         # folded once, for both splits
         stages = {n: fold_batchnorm(seq[n]) for n in list(seq)[:-1]}
-    finally:
-        model.train(was_training)
     tr = _pooled_by_stage(stages, train, batch_size, device, progress)
     te = _pooled_by_stage(stages, test, batch_size, device, progress)
     ytr, yte = _labels_of(train), _labels_of(test)

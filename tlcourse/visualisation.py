@@ -248,13 +248,10 @@ def _evaluation(model: nn.Module) -> Iterator[nn.Module]:
     Restoring module by module matters: a fine-tuning recipe may keep frozen BatchNorm layers
     in eval mode inside a model in train mode, and ``model.train()`` would undo that.
     """
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
+    from .models.modes import evaluating
+
+    with evaluating(model):
         yield model
-    finally:
-        for module, mode in modes:
-            module.training = mode
 
 
 def _as_model_input(image: Any, where: str) -> torch.Tensor:

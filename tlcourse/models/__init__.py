@@ -22,6 +22,7 @@ from .backbones import (
     stage_sequence,
 )
 from .folding import fold_batchnorm
+from .modes import evaluating, keep_frozen_bn_in_eval
 from .test_time_augmentation import FlipAverage
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from .freezing import (
@@ -31,7 +32,6 @@ from .freezing import (
     find_freezing_traps,
     freeze,
     freeze_audit,
-    keep_frozen_bn_in_eval,
     snapshot,
     trainable_stages,
     unfreeze,
