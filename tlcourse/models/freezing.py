@@ -322,6 +322,34 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
+#: What a moved frozen tensor means and what to do; {count} is e.g. "3 frozen BatchNorm layers".
+_MOVED_MESSAGES = {
+    "bn_stats_drifted": (
+        "running statistics of {count} changed since the snapshot (largest relative change "
+        "{change:.3g}, in {worst}): they were updated in train mode. Use "
+        "keep_frozen_bn_in_eval(model) after model.train(), or train with "
+        "fit(freeze_bn=True); reload the pretrained weights to undo the drift."
+    ),
+    "frozen_weights_changed": (
+        "{count} changed since the snapshot (largest change {change:.3g}, in {worst}). Frozen "
+        "tensors that carry a .grad tensor are still moved by weight decay and momentum: "
+        "build the optimizer from trainable parameters only and use "
+        "optimizer.zero_grad(set_to_none=True). (Or the stage was frozen after the "
+        "snapshot was taken while it trained.)"
+    ),
+}
+
+
+def _moved_trap(kind: str, stage: str, what: str, changes: Iterable[tuple[str, float]]) -> list[Trap]:
+    """The ``kind`` trap if any of the ``(name, change)`` pairs moved, naming the largest."""
+    moved = [(name, change) for name, change in changes if change > 0]
+    if not moved:
+        return []
+    worst, change = max(moved, key=lambda item: item[1])
+    message = _MOVED_MESSAGES[kind].format(count=_plural(len(moved), what), change=change, worst=worst)
+    return [Trap(kind, stage, message)]
+
+
 def find_freezing_traps(
     model: nn.Module, optimizer: Any = None, reference: Reference | None = None
 ) -> list[Trap]:
@@ -357,32 +385,10 @@ def find_freezing_traps(
                 "calls it each epoch).",
             ))
         if reference is not None:
-            drifted = [(n, d) for n, m in frozen_bns if (d := _bn_drift(m, n, reference)) > 0]
-            if drifted:
-                worst = max(drifted, key=lambda item: item[1])
-                traps.append(Trap(
-                    "bn_stats_drifted", stage,
-                    f"running statistics of {_plural(len(drifted), 'frozen BatchNorm layer')} "
-                    f"changed since the snapshot (largest relative change {worst[1]:.3g}, in "
-                    f"{worst[0]}): they were updated in train mode. Use "
-                    "keep_frozen_bn_in_eval(model) after model.train(), or train with "
-                    "fit(freeze_bn=True); reload the pretrained weights to undo the drift.",
-                ))
-            changed = [
-                (n, c) for n, p in state.params
-                if not p.requires_grad and (c := _max_abs_change(p, n, reference)) > 0
-            ]
-            if changed:
-                worst = max(changed, key=lambda item: item[1])
-                traps.append(Trap(
-                    "frozen_weights_changed", stage,
-                    f"{_plural(len(changed), 'frozen parameter tensor')} changed since the "
-                    f"snapshot (largest change {worst[1]:.3g}, in {worst[0]}). Frozen tensors "
-                    "that carry a .grad tensor are still moved by weight decay and momentum: "
-                    "build the optimizer from trainable parameters only and use "
-                    "optimizer.zero_grad(set_to_none=True). (Or the stage was frozen after the "
-                    "snapshot was taken while it trained.)",
-                ))
+            traps += _moved_trap("bn_stats_drifted", stage, "frozen BatchNorm layer",
+                                 ((n, _bn_drift(m, n, reference)) for n, m in frozen_bns))
+            traps += _moved_trap("frozen_weights_changed", stage, "frozen parameter tensor",
+                                 ((n, _max_abs_change(p, n, reference)) for n, p in state.params if not p.requires_grad))
         if ids is None:
             continue
         missing = [(n, p) for n, p in state.params if p.requires_grad and id(p) not in ids]
