@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from . import atomic
 from .device import pick_device
 from .errors import CourseError
-from .models.backbones import spec_for, stage_sequence
+from .models import spec_for, stage_sequence
 from .models.folding import fold_batchnorm
 from .models.modes import evaluating
 from .paths import subcache
