@@ -43,10 +43,10 @@ def run_checks() -> list[Check]:
     import torchvision
 
     from . import __version__
-    from .models.registry import OFFLINE_BACKBONES, weight_path
     from .data.registry import DATASETS, locate
     from .device import pick_device
     from .errors import CourseError
+    from .models.registry import OFFLINE_BACKBONES, weight_path
 
     checks = [
         Check("tlcourse", True, __version__),

@@ -51,9 +51,9 @@ from tqdm.auto import tqdm
 
 from ._hashing import sha256_file
 from .atomic import atomic_path
+from .errors import AssetNotFoundError, ChecksumError, CourseError, unknown_name
 from .models.registry import OFFLINE_WEIGHTS
 from .models.weights import WeightFile, hub_checkpoint_dir
-from .errors import AssetNotFoundError, ChecksumError, CourseError, unknown_name
 from .paths import cache_dir, data_cache_dir
 
 __all__ = [
