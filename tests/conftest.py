@@ -129,3 +129,13 @@ def exercise_env(monkeypatch: pytest.MonkeyPatch, progress_file: Path) -> Path:
     for var in ("TLCOURSE_EXAM", "TLCOURSE_HEADLESS", "TLCOURSE_LEARNER"):
         monkeypatch.delenv(var, raising=False)
     return progress_file
+
+
+@pytest.fixture(scope="session")
+def plant_batch(plant_images: list[Path]):
+    """The six ``plant_images`` as one batch: uint8 images (6 x 3 x 64 x 64) and labels 0, 0, 1, 1, 2, 2."""
+    import torch
+
+    from tlcourse.data import decode_images
+
+    return decode_images(plant_images, 64, progress=False), torch.arange(3).repeat_interleave(2)

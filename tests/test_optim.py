@@ -1,44 +1,20 @@
 """Per-stage parameter groups, layer-wise decay, the warm-up + cosine schedule and the
-two-phase plan, on the real offline backbones and four real PlantVillage leaves at 64 px."""
+two-phase plan, on the real offline backbones and six real PlantVillage leaves at 64 px."""
 from __future__ import annotations
 
 import copy
 import math
-import os
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from tlcourse.errors import CourseError, InvalidParameterError
-from tlcourse.models import create_model, stage_names, stage_of_parameters
-from tlcourse.models.freezing import (
-    find_freezing_traps,
-    freeze,
-    keep_frozen_bn_in_eval,
-    snapshot,
-    trainable_stages,
-    unfreeze_top,
-)
+from tlcourse.models import create_model, keep_frozen_bn_in_eval, stage_names, stage_of_parameters
+from tlcourse.models.freezing import find_freezing_traps, freeze, snapshot, trainable_stages, unfreeze_top
 from tlcourse.optim import TwoPhasePlan, lr_table, stage_param_groups, warmup_cosine
 
-DATA = Path(os.environ.get("TLCOURSE_DATA", "/work/shared/data"))
 BACKBONES = ("mobilenet_v2", "efficientnet_lite0")
-
-
-def leaf_batch(n: int = 4, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` real leaves (uint8, N x 3 x size x size) from ``n`` classes, and labels 0..2."""
-    classes = sorted(p for p in (DATA / "plantvillage").iterdir() if p.is_dir())[-n:]
-    images = []
-    for folder in classes:
-        path = sorted(folder.glob("*.jpg"))[0]
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR))
-        images.append(torch.from_numpy(arr.copy()).permute(2, 0, 1))
-    return torch.stack(images), torch.tensor([i % 3 for i in range(n)])
 
 
 @pytest.fixture(scope="module")
@@ -196,10 +172,10 @@ def test_warmup_cosine_shape():
             warmup_cosine(optimizer, total, warmup, low)
 
 
-def test_two_phase_plan_on_real_leaves(pristine):
+def test_two_phase_plan_on_real_leaves(pristine, plant_batch):
     model = copy.deepcopy(pristine["mobilenet_v2"][0])
     prep = pristine["mobilenet_v2"][1]
-    images, labels = leaf_batch()
+    images, labels = plant_batch
     x = prep.normalize(images)
     plan = TwoPhasePlan(head_epochs=2, finetune_epochs=3, head_lr=1e-3, base_lr=1e-4, decay=0.5)
 

@@ -21,10 +21,12 @@ from pathlib import Path
 import pytest
 
 from filesnap import course_sources, snapshot
-from tlcourse import __version__, assets
+from tlcourse import __version__
 from tlcourse.cli import main
 from tlcourse.data.registry import DATASETS, get_info, locate
 from tlcourse.errors import AssetNotFoundError, ChecksumError, CourseError
+from tlcourse.models.registry import OFFLINE_WEIGHTS, weight_path
+from tlcourse.models.weights import WeightFile
 from tlcourse.pack import (
     MANIFEST_NAME,
     PACK_FORMAT,
@@ -67,7 +69,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     monkeypatch.delenv("TLCOURSE_DATA", raising=False)
     monkeypatch.setenv("TLCOURSE_CACHE", str(cache))
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
-    monkeypatch.setattr(assets.WeightFile, "packaged_path", lambda self: None)
+    monkeypatch.setattr(WeightFile, "packaged_path", lambda self: None)
     return {"cache": cache, "torch": torch_home, "hub": torch_home / "hub" / "checkpoints"}
 
 
@@ -123,7 +125,7 @@ def test_pack_is_a_plain_tar_with_a_checksummed_manifest_first(small_pack: Path)
     assert set(members) == set(digests)
     # Every member hashes to what the manifest says, which is what the course records.
     assert digests == {p: m["sha256"] for p, m in members.items()}
-    assert members[WEIGHTS_MEMBER]["sha256"] == assets.MOBILENET_V2.sha256
+    assert members[WEIGHTS_MEMBER]["sha256"] == OFFLINE_WEIGHTS["mobilenet_v2"].sha256
     assert members[NPZ_MEMBER]["sha256"] == get_info("pneumoniamnist").sha256
     assert members[NPZ_MEMBER]["size"] == (DATA / "pneumoniamnist" / "pneumoniamnist.npz").stat().st_size
     assert [p.name for p in small_pack.parent.iterdir()] == ["classroom.tar"]  # no temp file left
@@ -166,7 +168,7 @@ def test_pack_lists_every_missing_asset_at_once(
     monkeypatch.delenv("TLCOURSE_DATA", raising=False)
     monkeypatch.setenv("TLCOURSE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(assets.WeightFile, "packaged_path", lambda self: None)
+    monkeypatch.setattr(WeightFile, "packaged_path", lambda self: None)
     out = tmp_path / "classroom.tar"
     assert main(["pack", "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -189,25 +191,24 @@ def test_unpack_installs_into_an_empty_cache_and_everything_works_offline(
     import torch
     import torchvision
 
-    from tlcourse.assets import seed_hub_cache
     from tlcourse.data import load_dataset
 
     with pytest.raises(AssetNotFoundError, match="tlcourse unpack FILE"):
         locate("pneumoniamnist")
     with pytest.raises(AssetNotFoundError, match="tlcourse unpack FILE"):
-        seed_hub_cache()
+        weight_path("mobilenet_v2")
     assert main(["unpack", str(small_pack)]) == 0
     printed = capsys.readouterr().out
     assert f"Unpacked {small_pack} (built by tlcourse {__version__}); every file matched its sha256." in printed
-    weights = machine["hub"] / assets.MOBILENET_V2.name
+    weights = machine["hub"] / OFFLINE_WEIGHTS["mobilenet_v2"].name
     npz = machine["cache"] / "data" / "pneumoniamnist" / "pneumoniamnist.npz"
     assert "mobilenet_v2       1 installed" in printed and str(weights) in printed
     assert "pneumoniamnist     1 installed" in printed and str(machine["cache"] / "data" / "pneumoniamnist") in printed
     assert "Not in this pack: efficientnet_lite0, plantvillage, hymenoptera, elpv" in printed
-    assert sha256(weights) == assets.MOBILENET_V2.sha256
+    assert sha256(weights) == OFFLINE_WEIGHTS["mobilenet_v2"].sha256
     assert sha256(npz) == get_info("pneumoniamnist").sha256
     assert locate("pneumoniamnist") == machine["cache"] / "data"
-    assert seed_hub_cache() == weights
+    assert weight_path("mobilenet_v2") == weights
     # torchvision's own canonical call finds the weights in its hub cache, with no network.
     model = torchvision.models.mobilenet_v2(weights="IMAGENET1K_V1")
     assert torch.equal(model.state_dict()["classifier.1.bias"],
@@ -257,7 +258,7 @@ def test_unpack_interrupted_while_installing_puts_the_cache_back(
     monkeypatch.setattr(pack_module, "_place", place_then_die)
     with pytest.raises(_PowerCut):
         unpack(small_pack, progress=False)
-    assert placed == [machine["hub"] / assets.MOBILENET_V2.name]
+    assert placed == [machine["hub"] / OFFLINE_WEIGHTS["mobilenet_v2"].name]
     assert snapshot(machine["cache"], machine["torch"]) == before  # weights removed, old copy back
     monkeypatch.setattr(pack_module, "_place", real_place)
     assert unpack(small_pack, progress=False).installed == {"mobilenet_v2": 1, "pneumoniamnist": 1}
@@ -378,7 +379,7 @@ def test_not_a_pack(kind: str, tmp_path: Path, machine: dict[str, Path], capsys:
 
 
 def test_pack_assets_cover_every_offline_weight_and_dataset() -> None:
-    assert pack_assets() == list(assets.OFFLINE_WEIGHTS) + list(DATASETS)
+    assert pack_assets() == list(OFFLINE_WEIGHTS) + list(DATASETS)
 
 
 # ---------------------------------------------------------------------- acceptance (slow)
@@ -416,7 +417,7 @@ def test_pack_unpack_into_an_empty_cache_then_doctor_and_smoke_run_without_tlcou
     assert "Not in this pack" not in unpacked
     doctor = _run(["doctor"], env, 600).stdout
     hub = torch_home / "hub" / "checkpoints"
-    for name, weight in assets.OFFLINE_WEIGHTS.items():
+    for name, weight in OFFLINE_WEIGHTS.items():
         assert re.search(rf"^ok +weights {name} +{re.escape(str(hub / weight.name))}$", doctor, re.M), doctor
     for name in ("plantvillage", "hymenoptera", "pneumoniamnist"):
         assert f"dataset {name}" in doctor and str(cache / "data") in doctor.split(f"dataset {name}")[1].splitlines()[0]

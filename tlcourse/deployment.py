@@ -30,6 +30,7 @@ from torch import nn
 
 from .device import pick_device
 from .errors import CourseError, InvalidParameterError
+from .models.modes import evaluating
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
@@ -59,19 +60,6 @@ def _first_conv_is_channels_last(model: nn.Module) -> bool | None:
         if p.ndim == 4:
             return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
     return None
-
-
-def _set_mode(model: nn.Module, training: bool) -> None:
-    """``model.train(training)``, except for modules that refuse to change mode.
-
-    A network loaded from a ``torch.export`` file (``tlcourse.export.load_exported``) is a
-    graph captured in eval mode; it raises ``NotImplementedError`` on ``eval()``/``train()``
-    and always runs as exported, which is what a timing of it should see.
-    """
-    try:
-        model.train(training)
-    except NotImplementedError:
-        pass
 
 
 def _input_batch(
@@ -143,13 +131,13 @@ def measure_latency(
     x = _input_batch(images, image_size, batch_size, seed).to(device)
     first = next(model.parameters(), None)
     home = first.device if first is not None else torch.device("cpu")
-    was_training = model.training
     was_channels_last = _first_conv_is_channels_last(model)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     times: list[float] = []
-    with torch_threads(threads) as used_threads:
+    # fixed_ok: a graph loaded from a torch.export file (tlcourse.export.load_exported) refuses
+    # eval() and always runs as exported, which is what a timing of it should see
+    with torch_threads(threads) as used_threads, evaluating(model, fixed_ok=True):
         try:
-            _set_mode(model, False)
             model.to(device)
             model.to(memory_format=layout)
             x = x.contiguous(memory_format=layout)
@@ -164,7 +152,6 @@ def measure_latency(
                     sync()
                     times.append(time.perf_counter() - start)
         finally:
-            _set_mode(model, was_training)
             model.to(home)
             if was_channels_last is not None:
                 model.to(memory_format=torch.channels_last if was_channels_last else torch.contiguous_format)

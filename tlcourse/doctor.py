@@ -43,10 +43,10 @@ def run_checks() -> list[Check]:
     import torchvision
 
     from . import __version__
-    from .assets import OFFLINE_WEIGHTS, seed_hub_cache, weight_path
     from .data.registry import DATASETS, locate
     from .device import pick_device
     from .errors import CourseError
+    from .models.registry import OFFLINE_BACKBONES, weight_path
 
     checks = [
         Check("tlcourse", True, __version__),
@@ -55,9 +55,9 @@ def run_checks() -> list[Check]:
     device = pick_device("auto")
     extra = f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else f" ({torch.get_num_threads()} threads)"
     checks.append(Check("device", True, f"{device}{extra}", required=False))
-    for name, weight in OFFLINE_WEIGHTS.items():
+    for name in OFFLINE_BACKBONES:
         try:
-            path = seed_hub_cache(weight) if name == "mobilenet_v2" else weight_path(name)
+            path = weight_path(name)
             checks.append(Check(f"weights {name}", True, str(path)))
         except CourseError as exc:
             checks.append(Check(f"weights {name}", False, str(exc)))

@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 from . import atomic
 from .device import pick_device
 from .errors import CourseError
-from .models.backbones import spec_for, stage_sequence
+from .models import spec_for, stage_sequence
 from .models.folding import fold_batchnorm
+from .models.modes import evaluating
 from .paths import subcache
 from .safeload import load_cache
 from .training import History, fit, iterate_batches
@@ -127,15 +128,11 @@ def extract_features(
             _MEMORY[key] = result
             return result
     device = pick_device(device)
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for m in modules:
             m.to(device)
         # a BatchNorm-folded copy runs the same function faster; the model itself is untouched
         bottom = nn.Sequential(*(fold_batchnorm(m) for m in modules))
-    finally:
-        model.train(was_training)
     channels_last = device.type == "cpu"
     if channels_last:
         bottom.to(memory_format=torch.channels_last)
@@ -244,14 +241,11 @@ def probe_stages(
     _check_cacheable(train)
     _check_cacheable(test)
     device = pick_device(device)
-    was_training = model.training
-    try:
-        model.eval().to(device)  # outside inference_mode, so the parameters stay trainable tensors
+    with evaluating(model):
+        model.to(device)  # outside inference_mode, so the parameters stay trainable tensors
         seq = stage_sequence(model)
         # folded once, for both splits
         stages = {n: fold_batchnorm(seq[n]) for n in list(seq)[:-1]}
-    finally:
-        model.train(was_training)
     tr = _pooled_by_stage(stages, train, batch_size, device, progress)
     te = _pooled_by_stage(stages, test, batch_size, device, progress)
     ytr, yte = _labels_of(train), _labels_of(test)

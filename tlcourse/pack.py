@@ -50,9 +50,11 @@ from typing import Any, BinaryIO
 
 from tqdm.auto import tqdm
 
+from ._hashing import sha256_file
 from .atomic import atomic_path
-from .assets import OFFLINE_WEIGHTS, WeightFile, hub_checkpoint_dir, sha256_file
 from .errors import AssetNotFoundError, ChecksumError, CourseError, unknown_name
+from .models.registry import OFFLINE_WEIGHTS
+from .models.weights import WeightFile, hub_checkpoint_dir
 from .paths import cache_dir, data_cache_dir
 
 __all__ = [

@@ -5,9 +5,12 @@
 - ``TLCOURSE_CACHE``: the writable cache (default ``~/.cache/tlcourse``): downloaded
   datasets under ``data/``, decoded image tensors under ``tensors/``, cached features under
   ``features/``.
+- Installed packages that ship course files (offline weights, small datasets):
+  :func:`installed_package_dir`.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -44,3 +47,15 @@ def subcache(name: str) -> Path:
     path = cache_dir() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def installed_package_dir(import_name: str) -> Path | None:
+    """The folder of the installed package ``import_name``, or None if it is not installed.
+
+    Found without importing the package, so a package that only ships data files costs
+    nothing to look up.
+    """
+    spec = importlib.util.find_spec(import_name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])

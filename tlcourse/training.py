@@ -34,6 +34,7 @@ from . import atomic
 from .device import pick_device
 from .errors import CourseError, InvalidParameterError
 from .safeload import load_plain
+from .models.modes import evaluating, start_training
 
 
 @dataclass
@@ -193,14 +194,13 @@ def _evaluate(
 ) -> dict[str, Any]:
     """:func:`evaluate` without the out-of-memory translation (``fit`` adds its own)."""
     criterion = criterion or nn.CrossEntropyLoss()
-    was_training = model.training
     channels_last = _use_channels_last(model, channels_last)
-    model.to(device).eval()
+    model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     probs, labels, total_loss = [], [], 0.0
     amp, _ = _amp_context(device, True)
-    try:
+    with evaluating(model):
         for x, y in tqdm(_loader(data, batch_size, False, 0), desc="evaluating", disable=not progress, leave=False):
             _check_batch(x)
             x, y = _to_layout(x.to(device, non_blocking=True), channels_last), y.to(device)
@@ -209,8 +209,6 @@ def _evaluate(
             total_loss += float(criterion(logits.float(), y)) * len(y)
             probs.append(logits.float().softmax(1).cpu())
             labels.append(y.cpu())
-    finally:
-        model.train(was_training)
     if not labels:
         raise CourseError("evaluate() got an empty dataset.")
     p, t = torch.cat(probs), torch.cat(labels)
@@ -346,11 +344,7 @@ def fit(
             doing = f"training epoch {epoch}"
             t0 = time.perf_counter()
             train_loader.generator.manual_seed(seed + epoch)
-            model.train()
-            if freeze_bn:
-                from .models.freezing import keep_frozen_bn_in_eval
-
-                keep_frozen_bn_in_eval(model)
+            start_training(model, freeze_bn)
             seen, loss_sum, correct = 0, 0.0, 0
             for x, y in tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress):
                 _check_batch(x)

@@ -23,7 +23,6 @@ installed for a download to work; ``tqdm`` draws the progress bars.
 from __future__ import annotations
 
 import functools
-import hashlib
 import http.client
 import math
 import os
@@ -45,6 +44,7 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from ..atomic import temp_dir
+from .._hashing import sha256_file as _sha256_file
 from ..errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
 
 __all__ = [
@@ -231,14 +231,6 @@ class _Hosts:
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _short(digest: str) -> str:

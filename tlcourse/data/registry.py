@@ -7,7 +7,6 @@ download from the recorded source.
 """
 from __future__ import annotations
 
-import importlib.util
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import AssetNotFoundError, unknown_name
-from ..paths import data_cache_dir, data_search_dirs
+from ..paths import data_cache_dir, data_search_dirs, installed_package_dir
 
 _PLANTVILLAGE_REPO = "https://raw.githubusercontent.com/harshita34/plant-disease-classification/0ba5823aa8f4d1236d726f748547242baa400cb6/"
 _PNEUMONIA_URL = "https://raw.githubusercontent.com/aksufatih/snn-medmnist/5df79ab2ac7bf898a8c7bf39830053619defa2f7/pneumoniamnist.npz"
@@ -195,10 +194,8 @@ def _present(info: DatasetInfo, base: Path) -> bool:
 
 
 def package_data_dir(info: DatasetInfo) -> Path | None:
-    spec = importlib.util.find_spec(info.package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
+    package = installed_package_dir(info.package)
+    return None if package is None else package / "data"
 
 
 def locate(name: str) -> Path:

@@ -1,20 +1,17 @@
-"""Pretrained backbones (:mod:`.backbones`), their preprocessing (:mod:`.preprocessing`),
-freezing / unfreezing by stage (:mod:`.freezing`), BatchNorm folding for frozen
-inference (:mod:`.folding`) and test-time augmentation (:mod:`.test_time_augmentation`)."""
+"""The backbones the course supports, one record each (:mod:`.registry`: weights file,
+preprocessing, stages, head), their offline weight files (:mod:`.weights`) and preprocessing
+(:mod:`.preprocessing`); new heads, stages and splits (:mod:`.backbones`); freezing /
+unfreezing by stage and its audit (:mod:`.freezing`); train/eval mode set and restored module
+by module (:mod:`.modes`); BatchNorm folding for frozen inference (:mod:`.folding`) and
+test-time augmentation (:mod:`.test_time_augmentation`)."""
 from .backbones import (
-    OFFLINE_BACKBONES,
-    SPECS,
-    available_backbones,
     count_parameters,
     create_model,
     feature_dim,
     get_head,
-    get_spec,
     imagenet_categories,
-    load_backbone,
     pooled_features,
     replace_head,
-    spec_for,
     split_at,
     stage_modules,
     stage_names,
@@ -22,8 +19,6 @@ from .backbones import (
     stage_sequence,
 )
 from .folding import fold_batchnorm
-from .test_time_augmentation import FlipAverage
-from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from .freezing import (
     FreezingError,
     Trap,
@@ -31,9 +26,21 @@ from .freezing import (
     find_freezing_traps,
     freeze,
     freeze_audit,
-    keep_frozen_bn_in_eval,
     snapshot,
     trainable_stages,
     unfreeze,
     unfreeze_top,
 )
+from .modes import evaluating, keep_frozen_bn_in_eval
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from .registry import (
+    BACKBONES,
+    OFFLINE_BACKBONES,
+    Backbone,
+    available_backbones,
+    get_spec,
+    load_backbone,
+    spec_for,
+    weight_path,
+)
+from .test_time_augmentation import FlipAverage

@@ -7,8 +7,8 @@ do, which are where fine-tuning silently goes wrong:
 
 1. ``requires_grad = False`` does not stop BatchNorm. In ``model.train()`` mode every forward
    pass still updates ``running_mean`` / ``running_var``, so a "frozen" backbone drifts towards
-   the statistics of your small batches. :func:`keep_frozen_bn_in_eval` fixes it (the course's
-   ``fit`` calls it every epoch).
+   the statistics of your small batches. :func:`tlcourse.models.modes.keep_frozen_bn_in_eval`
+   fixes it (the course's ``fit`` calls it every epoch).
 2. An optimizer only updates the tensors it was given. Build it, then unfreeze a stage, and the
    newly trainable weights get gradients but are never stepped.
 3. A frozen tensor that is in the optimizer is skipped while its ``.grad`` is ``None``; but if
@@ -32,9 +32,7 @@ from torch import nn
 
 from ..errors import CourseError, InvalidParameterError, unknown_name
 from .backbones import stage_modules, stage_names, stage_of_parameters
-
-#: Every BatchNorm flavour (1d/2d/3d, SyncBatchNorm, lazy ones) derives from this.
-_BN_TYPES: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm,)
+from .modes import BN_TYPES, is_frozen_bn
 
 Reference = Mapping[str, torch.Tensor]
 
@@ -73,7 +71,8 @@ def freeze(model: nn.Module, stages: str | Iterable[str] | None = None) -> list[
 
     ``stages=None`` freezes every stage but the head (feature extraction: only the new head
     learns); the head is left as it was. Only ``requires_grad`` changes: BatchNorm layers keep
-    updating their running statistics in train mode (see :func:`keep_frozen_bn_in_eval`).
+    updating their running statistics in train mode (see
+    :func:`tlcourse.models.modes.keep_frozen_bn_in_eval`).
     """
     if stages is None:
         chosen = [s for s in stage_names(model) if s != "head"]
@@ -121,34 +120,6 @@ def trainable_stages(model: nn.Module) -> list[str]:
     return [s for s in stage_names(model) if s in live]
 
 
-# ----------------------------------------------------------------------------- BatchNorm
-
-
-def _is_frozen_bn(module: nn.Module) -> bool:
-    """A BatchNorm layer with parameters, none of them trainable.
-
-    A BatchNorm without affine parameters cannot tell us whether it was meant to be frozen,
-    so it is left alone.
-    """
-    params = list(module.parameters(recurse=False))
-    return isinstance(module, _BN_TYPES) and bool(params) and not any(p.requires_grad for p in params)
-
-
-def keep_frozen_bn_in_eval(model: nn.Module) -> int:
-    """Put every BatchNorm layer whose parameters are all frozen into eval mode.
-
-    Call it after each ``model.train()``: in eval mode BatchNorm normalises with its stored
-    ImageNet statistics and stops updating them, which is what "frozen" was meant to say.
-    Returns how many layers it switched from train to eval mode (0: nothing to do).
-    """
-    switched = 0
-    for module in model.modules():
-        if _is_frozen_bn(module) and module.training:
-            module.eval()
-            switched += 1
-    return switched
-
-
 # ----------------------------------------------------------------------------- snapshots
 
 
@@ -163,7 +134,7 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     for name, param in model.named_parameters():
         out[name] = param.detach().to("cpu", copy=True)
     for mod_name, module in model.named_modules():
-        if isinstance(module, _BN_TYPES):
+        if isinstance(module, BN_TYPES):
             for buf_name, buf in module.named_buffers(recurse=False):
                 if buf is not None:
                     key = f"{mod_name}.{buf_name}" if mod_name else buf_name
@@ -259,7 +230,7 @@ def _stage_states(model: nn.Module) -> dict[str, _StageState]:
         seen: set[int] = set()
         for top in modules:
             for module in top.modules():
-                if isinstance(module, _BN_TYPES) and id(module) not in seen:
+                if isinstance(module, BN_TYPES) and id(module) not in seen:
                     seen.add(id(module))
                     states[stage].bns.append((qualified[id(module)], module))
     return states
@@ -351,6 +322,34 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
+#: What a moved frozen tensor means and what to do; {count} is e.g. "3 frozen BatchNorm layers".
+_MOVED_MESSAGES = {
+    "bn_stats_drifted": (
+        "running statistics of {count} changed since the snapshot (largest relative change "
+        "{change:.3g}, in {worst}): they were updated in train mode. Use "
+        "keep_frozen_bn_in_eval(model) after model.train(), or train with "
+        "fit(freeze_bn=True); reload the pretrained weights to undo the drift."
+    ),
+    "frozen_weights_changed": (
+        "{count} changed since the snapshot (largest change {change:.3g}, in {worst}). Frozen "
+        "tensors that carry a .grad tensor are still moved by weight decay and momentum: "
+        "build the optimizer from trainable parameters only and use "
+        "optimizer.zero_grad(set_to_none=True). (Or the stage was frozen after the "
+        "snapshot was taken while it trained.)"
+    ),
+}
+
+
+def _moved_trap(kind: str, stage: str, what: str, changes: Iterable[tuple[str, float]]) -> list[Trap]:
+    """The ``kind`` trap if any of the ``(name, change)`` pairs moved, naming the largest."""
+    moved = [(name, change) for name, change in changes if change > 0]
+    if not moved:
+        return []
+    worst, change = max(moved, key=lambda item: item[1])
+    message = _MOVED_MESSAGES[kind].format(count=_plural(len(moved), what), change=change, worst=worst)
+    return [Trap(kind, stage, message)]
+
+
 def find_freezing_traps(
     model: nn.Module, optimizer: Any = None, reference: Reference | None = None
 ) -> list[Trap]:
@@ -373,7 +372,7 @@ def find_freezing_traps(
     any_trainable = False
     for stage, state in _stage_states(model).items():
         any_trainable |= any(p.requires_grad for _, p in state.params)
-        frozen_bns = [(n, m) for n, m in state.bns if _is_frozen_bn(m)]
+        frozen_bns = [(n, m) for n, m in state.bns if is_frozen_bn(m)]
         training = [n for n, m in frozen_bns if m.training]
         if training:
             traps.append(Trap(
@@ -386,32 +385,10 @@ def find_freezing_traps(
                 "calls it each epoch).",
             ))
         if reference is not None:
-            drifted = [(n, d) for n, m in frozen_bns if (d := _bn_drift(m, n, reference)) > 0]
-            if drifted:
-                worst = max(drifted, key=lambda item: item[1])
-                traps.append(Trap(
-                    "bn_stats_drifted", stage,
-                    f"running statistics of {_plural(len(drifted), 'frozen BatchNorm layer')} "
-                    f"changed since the snapshot (largest relative change {worst[1]:.3g}, in "
-                    f"{worst[0]}): they were updated in train mode. Use "
-                    "keep_frozen_bn_in_eval(model) after model.train(), or train with "
-                    "fit(freeze_bn=True); reload the pretrained weights to undo the drift.",
-                ))
-            changed = [
-                (n, c) for n, p in state.params
-                if not p.requires_grad and (c := _max_abs_change(p, n, reference)) > 0
-            ]
-            if changed:
-                worst = max(changed, key=lambda item: item[1])
-                traps.append(Trap(
-                    "frozen_weights_changed", stage,
-                    f"{_plural(len(changed), 'frozen parameter tensor')} changed since the "
-                    f"snapshot (largest change {worst[1]:.3g}, in {worst[0]}). Frozen tensors "
-                    "that carry a .grad tensor are still moved by weight decay and momentum: "
-                    "build the optimizer from trainable parameters only and use "
-                    "optimizer.zero_grad(set_to_none=True). (Or the stage was frozen after the "
-                    "snapshot was taken while it trained.)",
-                ))
+            traps += _moved_trap("bn_stats_drifted", stage, "frozen BatchNorm layer",
+                                 ((n, _bn_drift(m, n, reference)) for n, m in frozen_bns))
+            traps += _moved_trap("frozen_weights_changed", stage, "frozen parameter tensor",
+                                 ((n, _max_abs_change(p, n, reference)) for n, p in state.params if not p.requires_grad))
         if ids is None:
             continue
         missing = [(n, p) for n, p in state.params if p.requires_grad and id(p) not in ids]
@@ -484,7 +461,6 @@ __all__ = [
     "find_freezing_traps",
     "freeze",
     "freeze_audit",
-    "keep_frozen_bn_in_eval",
     "snapshot",
     "trainable_stages",
     "unfreeze",

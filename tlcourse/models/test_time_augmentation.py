@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .modes import adopt_mode
+
 
 class FlipAverage(nn.Module):
     """``log((softmax(model(x)) + softmax(model(x mirrored left-right))) / 2)``.
@@ -30,7 +32,7 @@ class FlipAverage(nn.Module):
         self.model = model
         # a new Module starts in train mode; start in the wrapped model's mode instead, or code
         # that restores "the mode it found" (evaluate, export) would switch the model to train
-        self.train(model.training)
+        adopt_mode(self, model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = (self.model(x).softmax(1) + self.model(torch.flip(x, dims=(3,))).softmax(1)) / 2

@@ -26,7 +26,8 @@ from torch import nn
 from ..errors import InvalidParameterError, unknown_name
 from ._figures import RIGHT, WRONG, grid, show_image, wrap
 from ._inputs import as_class_names, as_model_input, check_int, class_indices
-from ._models import evaluation, model_device
+from ..models.modes import evaluating
+from ._models import model_device
 
 Layer = str | nn.Module | None
 
@@ -160,7 +161,7 @@ def _grad_cam(
         )
     height, width = images.shape[-2:]
     x = images.detach().to(model_device(model))
-    with evaluation(model), torch.enable_grad():
+    with evaluating(model), torch.enable_grad():
         acts, logits = _forward_keeping(model, x, layer)
         targets = _targets(target_class, logits)
         score = logits.gather(1, targets[:, None]).sum()  # images are independent in eval mode

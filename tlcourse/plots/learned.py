@@ -14,7 +14,8 @@ from torch import nn
 from ..errors import CourseError, InvalidParameterError, unknown_name
 from ._figures import new_figure, one_axes, show_image
 from ._inputs import as_model_input, check_int
-from ._models import arch_name, evaluation, model_device
+from ..models.modes import evaluating
+from ._models import arch_name, model_device
 
 
 def first_rgb_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
@@ -111,7 +112,7 @@ def plot_feature_maps(
     picture = as_model_input(image, where)
     x = preprocessing.normalize(picture.unsqueeze(0)).to(model_device(model))
     outputs: dict[str, torch.Tensor] = {}
-    with evaluation(model), torch.no_grad():
+    with evaluating(model), torch.no_grad():
         for name, module in seq.items():
             if len(outputs) == len(set(wanted)):
                 break

@@ -87,10 +87,11 @@ def pooled_linear_head(head: Any, in_features: int, num_classes: int) -> Feedbac
     if problems:
         return fail(problems)
 
+    from ...models.modes import evaluating
+
     device = _device_of(head)
-    was_training = head.training
-    head.eval()  # dropout, if the learner added some, must not make the comparison random
-    try:
+    # eval mode: dropout, if the learner added some, must not make the comparison random
+    with evaluating(head):
         with torch.no_grad():
             for size in _PROBE_SIZES:
                 x = _probe(in_features, size, device)
@@ -128,8 +129,6 @@ def pooled_linear_head(head: Any, in_features: int, num_classes: int) -> Feedbac
                 return Feedback(False, "The scores are not linear(average of each channel over all positions): "
                                        "use global average pooling, flatten, then the linear layer, with nothing "
                                        "else in between or after.")
-    finally:
-        head.train(was_training)
     n = linear.in_features * linear.out_features + (linear.out_features if linear.bias is not None else 0)
     return Feedback(True, f"Global average pooling, then Linear({in_features} -> {num_classes}): {n:,} trainable weights.")
 
@@ -140,6 +139,7 @@ def head_in_model(model: Any, head: Any) -> Feedback:
     (in eval mode) predicts ``head(pooled features)`` for an image.
     """
     from ...models import pooled_features, spec_for
+    from ...models.modes import evaluating
 
     checked = as_model(model)
     if isinstance(checked, Feedback):
@@ -182,16 +182,12 @@ def head_in_model(model: Any, head: Any) -> Feedback:
     device = _device_of(model)
     generator = torch.Generator().manual_seed(0)
     x = torch.rand((2, 3, 64, 64), generator=generator).to(device)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             whole = model(x)
             parts = head.to(device)(pooled_features(model, x))
     except Exception as exc:
         return Feedback(False, f"The model failed on a batch of images ({type(exc).__name__}: {exc}).")
-    finally:
-        model.train(was_training)
     if not _close(whole, parts):
         return Feedback(False, "The model's scores differ from head(pooled features): something besides the head "
                                "was changed (a layer added or removed). Start from the pretrained model and "

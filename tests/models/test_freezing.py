@@ -1,35 +1,18 @@
 """Freezing by stage, keep_frozen_bn_in_eval, the freeze audit and the trap detectors.
 
-Runs on the real offline backbones with a batch of four real PlantVillage leaves at 64 px.
+Runs on the real offline backbones with a batch of six real PlantVillage leaves at 64 px.
 """
 from __future__ import annotations
 
 import copy
-import os
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
+from tlcourse import models
 from tlcourse.errors import CourseError, InvalidParameterError
-from tlcourse.models import create_model, stage_names
-from tlcourse.models.freezing import (
-    FreezingError,
-    check_freezing,
-    find_freezing_traps,
-    freeze,
-    freeze_audit,
-    keep_frozen_bn_in_eval,
-    snapshot,
-    trainable_stages,
-    unfreeze,
-    unfreeze_top,
-)
 
-DATA = Path(os.environ.get("TLCOURSE_DATA", "/work/shared/data"))
 BACKBONES = ("mobilenet_v2", "efficientnet_lite0")
 # Module prefixes of the top two stages and the head, written out independently of the spec.
 TOP2_PREFIXES = {
@@ -40,44 +23,25 @@ TOP2_PREFIXES = {
 HEAD_PREFIX = {"mobilenet_v2": "classifier.1.", "efficientnet_lite0": "_fc."}
 
 
-def leaf_batch(n: int = 4, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` real leaves (uint8, N x 3 x size x size) from ``n`` classes, and their labels."""
-    classes = sorted(p for p in (DATA / "plantvillage").iterdir() if p.is_dir())[:n]
-    images = []
-    for folder in classes:
-        path = sorted(folder.glob("*.jpg"))[0]
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR))
-        images.append(torch.from_numpy(arr.copy()).permute(2, 0, 1))
-    return torch.stack(images), torch.tensor([i % 3 for i in range(n)])
-
-
-@pytest.fixture(scope="module")
-def leaves() -> tuple[torch.Tensor, torch.Tensor]:
-    if not (DATA / "plantvillage").is_dir():
-        pytest.skip(f"PlantVillage images not found under {DATA} (set TLCOURSE_DATA)")
-    return leaf_batch()
-
-
 @pytest.fixture(scope="module")
 def pristine() -> dict[str, tuple[nn.Module, object]]:
-    return {name: create_model(name, 3) for name in BACKBONES}
+    return {name: models.create_model(name, 3) for name in BACKBONES}
 
 
 @pytest.fixture(params=BACKBONES)
-def setup(request, pristine, leaves):
+def setup(request, pristine, plant_batch):
     """A fresh copy of one backbone, and that backbone's normalised real batch and labels."""
     model, prep = pristine[request.param]
-    images, labels = leaves
+    images, labels = plant_batch
     return request.param, copy.deepcopy(model), prep.normalize(images), labels
 
 
 @pytest.fixture
-def mobilenet(pristine, leaves):
+def mobilenet(pristine, plant_batch):
     """The same as ``setup`` for MobileNetV2 only: for tests that need several full steps
     (EfficientNet-Lite0's backward pass is several times slower on a CPU)."""
     model, prep = pristine["mobilenet_v2"]
-    images, labels = leaves
+    images, labels = plant_batch
     return "mobilenet_v2", copy.deepcopy(model), prep.normalize(images), labels
 
 
@@ -97,44 +61,44 @@ def test_freeze_unfreeze_counts(setup):
     head = sum(p.numel() for n, p in model.named_parameters() if n.startswith(HEAD_PREFIX[name]))
     assert head == 1280 * 3 + 3
 
-    assert freeze(model) == [s for s in stage_names(model) if s != "head"]
+    assert models.freeze(model) == [s for s in models.stage_names(model) if s != "head"]
     assert n_trainable(model) == head
-    assert trainable_stages(model) == ["head"]
+    assert models.trainable_stages(model) == ["head"]
 
-    assert unfreeze(model) == stage_names(model)
+    assert models.unfreeze(model) == models.stage_names(model)
     assert n_trainable(model) == total
 
-    assert unfreeze_top(model, 2) == ["stage5", "top", "head"]
+    assert models.unfreeze_top(model, 2) == ["stage5", "top", "head"]
     expected = sum(p.numel() for n, p in model.named_parameters() if n.startswith(TOP2_PREFIXES[name]))
     assert n_trainable(model) == expected
     assert 0 < expected < total
 
-    assert unfreeze_top(model, 0) == ["head"]
-    assert unfreeze_top(model, 7) == stage_names(model)
+    assert models.unfreeze_top(model, 0) == ["head"]
+    assert models.unfreeze_top(model, 7) == models.stage_names(model)
     assert n_trainable(model) == total
 
-    freeze(model, "head")
-    freeze(model, ["stem", "stage1"])
-    assert trainable_stages(model) == ["stage2", "stage3", "stage4", "stage5", "top"]
-    unfreeze(model, "stem")
-    assert trainable_stages(model)[0] == "stem"
+    models.freeze(model, "head")
+    models.freeze(model, ["stem", "stage1"])
+    assert models.trainable_stages(model) == ["stage2", "stage3", "stage4", "stage5", "top"]
+    models.unfreeze(model, "stem")
+    assert models.trainable_stages(model)[0] == "stem"
 
 
 def test_bad_stage_names_and_k(pristine):
     model = copy.deepcopy(pristine["mobilenet_v2"][0])
     with pytest.raises(CourseError, match=r"Unknown stage 'stage9'.*Valid stages: head, stage1"):
-        freeze(model, ["stem", "stage9"])
+        models.freeze(model, ["stem", "stage9"])
     with pytest.raises(CourseError, match="Did you mean 'head'"):
-        unfreeze(model, "heads")
+        models.unfreeze(model, "heads")
     for k in (-1, 8, 2.0, True):
         with pytest.raises(InvalidParameterError, match=r"from 0 \(head only\) to 7"):
-            unfreeze_top(model, k)
+            models.unfreeze_top(model, k)
     assert n_trainable(model) == sum(p.numel() for p in model.parameters())  # nothing changed
 
 
 def test_snapshot_is_a_detached_cpu_copy(pristine):
     model = copy.deepcopy(pristine["mobilenet_v2"][0])
-    ref = snapshot(model)
+    ref = models.snapshot(model)
     assert "features.0.1.running_mean" in ref and "features.0.1.num_batches_tracked" in ref
     assert set(n for n, _ in model.named_parameters()) <= set(ref)
     assert all(t.device.type == "cpu" and not t.requires_grad for t in ref.values())
@@ -147,66 +111,64 @@ def test_snapshot_is_a_detached_cpu_copy(pristine):
 def test_keep_frozen_bn_in_eval_prevents_drift(setup):
     _, model, x, y = setup
     bn_total = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    unfreeze_top(model, 1)  # "top" and the head train; the rest is frozen
+    models.unfreeze_top(model, 1)  # "top" and the head train; the rest is frozen
     bn_top = sum(isinstance(m, nn.BatchNorm2d) for s in ["top"] for m in _stage(model, s).modules())
     model.train()
-    assert keep_frozen_bn_in_eval(model) == bn_total - bn_top
-    assert keep_frozen_bn_in_eval(model) == 0  # already done
-    ref = snapshot(model)
+    assert models.keep_frozen_bn_in_eval(model) == bn_total - bn_top
+    assert models.keep_frozen_bn_in_eval(model) == 0  # already done
+    ref = models.snapshot(model)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     train_step(model, optimizer, x, y)
 
-    audit = freeze_audit(model, optimizer, ref)
+    audit = models.freeze_audit(model, optimizer, ref)
     frozen = audit[audit.status == "frozen"]
     assert list(frozen.index) == ["stem", "stage1", "stage2", "stage3", "stage4", "stage5"]
     assert (frozen.bn_train == 0).all() and (frozen.bn_drift == 0).all()
     assert (frozen.frozen_max_change == 0).all()
     assert audit.loc["top", "bn_drift"] > 0 and audit.loc["top", "bn_train"] == bn_top
-    assert find_freezing_traps(model, optimizer, ref) == []
-    check_freezing(model, optimizer, ref)
+    assert models.find_freezing_traps(model, optimizer, ref) == []
+    models.check_freezing(model, optimizer, ref)
 
 
 def _stage(model: nn.Module, stage: str) -> nn.Module:
-    from tlcourse.models import stage_modules
-
-    return nn.ModuleList(stage_modules(model)[stage])
+    return nn.ModuleList(models.stage_modules(model)[stage])
 
 
 def test_trap_bn_in_train_mode_detected_and_drift_is_real(setup):
     _, model, x, _ = setup
-    freeze(model)
+    models.freeze(model)
     model.train()  # the classic mistake: frozen weights, but BatchNorm in train mode
-    ref = snapshot(model)
-    before = find_freezing_traps(model)
+    ref = models.snapshot(model)
+    before = models.find_freezing_traps(model)
     assert {t.kind for t in before} == {"bn_train_in_frozen"}
-    assert [t.stage for t in before] == [s for s in stage_names(model) if s != "head"]
+    assert [t.stage for t in before] == [s for s in models.stage_names(model) if s != "head"]
     assert "keep_frozen_bn_in_eval" in before[0].message
 
     with torch.no_grad():
         model(x)
-    audit = freeze_audit(model, reference=ref)
+    audit = models.freeze_audit(model, reference=ref)
     body = audit.drop(index="head")
     assert (body.status == "frozen").all()
     assert (body.bn_drift > 1e-3).all()  # running statistics moved although "frozen"
     assert (body.frozen_max_change == 0).all()  # the weights themselves did not
-    kinds = {(t.kind, t.stage) for t in find_freezing_traps(model, reference=ref)}
+    kinds = {(t.kind, t.stage) for t in models.find_freezing_traps(model, reference=ref)}
     assert ("bn_stats_drifted", "stem") in kinds and ("bn_stats_drifted", "top") in kinds
-    with pytest.raises(FreezingError, match="bn_stats_drifted") as info:
-        check_freezing(model, reference=ref)
+    with pytest.raises(models.FreezingError, match="bn_stats_drifted") as info:
+        models.check_freezing(model, reference=ref)
     assert all(t.severity == "error" for t in info.value.traps)
 
 
 def test_trap_optimizer_built_before_unfreezing(setup):
     _, model, x, y = setup
-    freeze(model)
+    models.freeze(model)
     model.eval()  # BatchNorm out of the way: this test is about the optimizer
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    assert find_freezing_traps(model, optimizer) == []
-    unfreeze_top(model, 2)  # ...but the optimizer was built before
-    ref = snapshot(model)
-    traps = find_freezing_traps(model, optimizer)
+    assert models.find_freezing_traps(model, optimizer) == []
+    models.unfreeze_top(model, 2)  # ...but the optimizer was built before
+    ref = models.snapshot(model)
+    traps = models.find_freezing_traps(model, optimizer)
     assert [(t.kind, t.stage) for t in traps] == [("not_in_optimizer", "stage5"), ("not_in_optimizer", "top")]
-    audit = freeze_audit(model, optimizer)
+    audit = models.freeze_audit(model, optimizer)
     assert audit.loc["stage5", "missing_from_optimizer"] == audit.loc["stage5", "parameters"]
     assert audit.loc["head", "missing_from_optimizer"] == 0
 
@@ -216,8 +178,8 @@ def test_trap_optimizer_built_before_unfreezing(setup):
     assert torch.equal(model.get_parameter(stage5).detach(), ref[stage5])
     head_w = HEAD_PREFIX[setup[0]] + "weight"
     assert not torch.equal(model.get_parameter(head_w).detach(), ref[head_w])
-    with pytest.raises(FreezingError, match="built before this stage was unfrozen"):
-        check_freezing(model, optimizer)
+    with pytest.raises(models.FreezingError, match="built before this stage was unfrozen"):
+        models.check_freezing(model, optimizer)
 
 
 def test_frozen_params_in_optimizer_warning_then_error_when_they_move(mobilenet):
@@ -225,46 +187,46 @@ def test_frozen_params_in_optimizer_warning_then_error_when_they_move(mobilenet)
     model.eval()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=0.01)
     train_step(model, optimizer, x, y)  # full fine-tuning step: every tensor gets a .grad
-    freeze(model)
-    ref = snapshot(model)
+    models.freeze(model)
+    ref = models.snapshot(model)
     optimizer.zero_grad(set_to_none=False)  # grads become zero tensors, not None
-    traps = find_freezing_traps(model, optimizer)
+    traps = models.find_freezing_traps(model, optimizer)
     assert {t.kind for t in traps} == {"frozen_in_optimizer"}
     assert all(t.severity == "error" for t in traps)
 
     train_step(model, optimizer, x, y, set_to_none=False)  # momentum and decay move "frozen" weights
-    changed = [t for t in find_freezing_traps(model, optimizer, ref) if t.kind == "frozen_weights_changed"]
-    assert [t.stage for t in changed] == [s for s in stage_names(model) if s != "head"]
-    assert (freeze_audit(model, reference=ref).drop(index="head").frozen_max_change > 0).all()
+    changed = [t for t in models.find_freezing_traps(model, optimizer, ref) if t.kind == "frozen_weights_changed"]
+    assert [t.stage for t in changed] == [s for s in models.stage_names(model) if s != "head"]
+    assert (models.freeze_audit(model, reference=ref).drop(index="head").frozen_max_change > 0).all()
 
     for p in model.parameters():
         p.grad = None
-    traps = find_freezing_traps(model, optimizer)
+    traps = models.find_freezing_traps(model, optimizer)
     assert traps and all(t.kind == "frozen_in_optimizer" and t.severity == "warning" for t in traps)
     with pytest.warns(UserWarning, match="frozen_in_optimizer"):
-        check_freezing(model, optimizer)
-    with pytest.raises(FreezingError):
-        check_freezing(model, optimizer, strict=True)
+        models.check_freezing(model, optimizer)
+    with pytest.raises(models.FreezingError):
+        models.check_freezing(model, optimizer, strict=True)
 
 
 def test_audit_partial_status_and_nothing_trainable(pristine):
     model = copy.deepcopy(pristine["efficientnet_lite0"][0])
     model.eval()
-    audit = freeze_audit(model)
-    assert list(audit.index) == stage_names(model)
+    audit = models.freeze_audit(model)
+    assert list(audit.index) == models.stage_names(model)
     assert list(audit.columns) == ["status", "parameters", "trainable", "bn_layers", "bn_train"]
     assert audit.parameters.sum() == sum(p.numel() for p in model.parameters())
     assert audit.bn_layers.sum() == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     assert (audit.status == "trainable").all() and audit.bn_train.sum() == 0
 
     model._bn1.weight.requires_grad_(False)
-    audit = freeze_audit(model)
+    audit = models.freeze_audit(model)
     assert audit.loc["top", "status"] == "partial"
     assert audit.loc["top", "trainable"] == audit.loc["top", "parameters"] - model._bn1.weight.numel()
 
     for p in model.parameters():
         p.requires_grad = False  # the plain-PyTorch freezing line, head included
-    traps = find_freezing_traps(model)
+    traps = models.find_freezing_traps(model)
     assert [t.kind for t in traps] == ["nothing_trainable"]
 
 
@@ -272,6 +234,6 @@ def test_reference_from_another_model_is_rejected(pristine):
     mobilenet = pristine["mobilenet_v2"][0]
     lite = pristine["efficientnet_lite0"][0]
     with pytest.raises(CourseError, match="different model"):
-        freeze_audit(mobilenet, reference=snapshot(lite))
+        models.freeze_audit(mobilenet, reference=models.snapshot(lite))
     with pytest.raises(InvalidParameterError, match="param-group"):
-        freeze_audit(mobilenet, optimizer="adam")
+        models.freeze_audit(mobilenet, optimizer="adam")

@@ -1,0 +1,85 @@
+"""The backbone registry: one record per backbone, and what each record promises."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tlcourse._hashing import sha256_file
+from tlcourse.errors import AssetNotFoundError, CourseError
+from tlcourse.models import (
+    OFFLINE_BACKBONES,
+    available_backbones,
+    get_spec,
+    imagenet_categories,
+    load_backbone,
+    spec_for,
+    stage_of_parameters,
+    stage_sequence,
+    weight_path,
+)
+from tlcourse.models.registry import OFFLINE_WEIGHTS
+
+
+def test_imagenet_weights_recognise_a_cat():
+    from skimage import data as skdata
+    from torchvision.models import MobileNet_V2_Weights
+
+    model = load_backbone("mobilenet_v2").eval()
+    img = torch.from_numpy(skdata.chelsea()).permute(2, 0, 1)
+    with torch.no_grad():
+        top = model(MobileNet_V2_Weights.IMAGENET1K_V1.transforms()(img)[None]).argmax(1).item()
+    assert imagenet_categories()[top] in {"Egyptian cat", "tabby", "tiger cat"}
+    lite = load_backbone("efficientnet_lite0").eval()
+    x = get_spec("efficientnet_lite0").preprocessing.transforms()(img)[None]
+    with torch.no_grad():
+        assert imagenet_categories()[lite(x).argmax(1).item()] in {"Egyptian cat", "tabby", "tiger cat"}
+
+
+def test_unknown_and_online_only_backbones_have_clear_errors(monkeypatch):
+    with pytest.raises(CourseError, match="Valid backbones: .*mobilenet_v2"):
+        load_backbone("mobilenet_v9")
+    with pytest.raises(CourseError, match="no stage map"):
+        get_spec("vgg16")
+
+    def offline(*args, **kwargs):
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr("torchvision.models.get_model", offline)
+    with pytest.raises(AssetNotFoundError, match="work offline: mobilenet_v2, efficientnet_lite0"):
+        load_backbone("resnet18")
+
+
+@pytest.mark.parametrize("name", available_backbones())
+def test_each_record_matches_the_network_it_builds(name, plant_batch):
+    """Random weights (no download): the head is ImageNet's 1000-way linear layer, the stages
+    own every parameter, and running the stage sequence is the model's forward pass."""
+    spec = get_spec(name)
+    model = load_backbone(name, pretrained=False).eval()
+    head = model.get_submodule(spec.head)
+    assert isinstance(head, nn.Linear) and head.out_features == 1000
+    assert set(stage_of_parameters(model).values()) == {s for s, _ in spec.stages} | {"head"}
+    x = spec.preprocessing.normalize(plant_batch[0])
+    with torch.no_grad():
+        h = x
+        for module in stage_sequence(model).values():
+            h = module(h)
+        assert torch.allclose(h, model(x), atol=1e-4)
+
+
+def test_models_built_without_tlcourse_are_recognised():
+    import torchvision
+
+    for name in ("mobilenet_v2", "resnet18", "resnet50"):
+        assert spec_for(torchvision.models.get_model(name, weights=None)).name == name
+    with pytest.raises(CourseError, match="does not know the stages of a Sequential"):
+        spec_for(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_offline_backbones_and_their_weight_files():
+    assert OFFLINE_BACKBONES == tuple(available_backbones(offline_only=True)) == ("mobilenet_v2", "efficientnet_lite0")
+    assert list(OFFLINE_WEIGHTS) == list(OFFLINE_BACKBONES)
+    for name in OFFLINE_BACKBONES:
+        assert sha256_file(weight_path(name)) == get_spec(name).weights.sha256
+    with pytest.raises(CourseError, match="resnet18 has no offline weight file"):
+        weight_path("resnet18")
