@@ -1,11 +1,11 @@
-"""check_parameters: the first code cell of every lesson (tlcourse/params.py)."""
+"""check_parameters: the first code cell of every lesson (tlcourse/course/params.py)."""
 from __future__ import annotations
 
 import pytest
 
 from tlcourse.errors import CourseError, InvalidParameterError
 from tlcourse.models import available_backbones
-from tlcourse.params import COMMON_PARAMETERS, check_parameters, parameter_problems
+from tlcourse.course.params import COMMON_PARAMETERS, check_parameters, parameter_problems
 
 GOOD = dict(
     backbone="mobilenet_v2",

@@ -28,7 +28,8 @@ import torch
 
 from loopback_server import LoopbackServer, closed_port, loopback_server, shared_data_dir  # noqa: F401
 from filesnap import course_sources, snapshot
-from tlcourse import assets, results
+from tlcourse import assets
+from tlcourse.course import results
 from tlcourse.cli import main
 from tlcourse.data import download as dl
 from tlcourse.data import load_dataset, load_image_folder, take_per_class
@@ -162,7 +163,7 @@ def test_bad_papermill_parameters_are_refused_before_any_work(tmp_path: Path) ->
 
 def test_bad_parameters_in_a_notebook_stop_the_first_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """start_lesson (the notebooks' first cell) refuses before seeding or recording a run."""
-    from tlcourse.lesson import start_lesson
+    from tlcourse.course.lesson import start_lesson
 
     record = tmp_path / "00.results.json"
     monkeypatch.setenv(results.RESULTS_ENV, str(record))
@@ -422,7 +423,7 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cuda_requested_but_absent(tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tlcourse.device import pick_device
-    from tlcourse.lesson import start_lesson
+    from tlcourse.course.lesson import start_lesson
     from tlcourse.models import create_model
     from tlcourse.training import fit
 
@@ -742,7 +743,7 @@ def test_each_run_records_versions_device_seed_and_parameters(tmp_path: Path, mo
     import torchvision
 
     import tlcourse
-    from tlcourse.lesson import start_lesson
+    from tlcourse.course.lesson import start_lesson
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(results, "_memory", {"values": {}, "figures": {}, "run": {}})

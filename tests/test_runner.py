@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tlcourse import results
+from tlcourse.course import results
 from tlcourse.cli import main
 from tlcourse.errors import CourseError, InvalidParameterError
 from tlcourse.runner import (
@@ -305,7 +305,7 @@ def test_course_profiles_file_is_valid():
     assert {"smoke", "classroom", "full"} <= set(profiles)
     assert profiles["smoke"].defaults["image_size"] == 64 and profiles["smoke"].timeout
     assert profiles["classroom"].defaults == {} and profiles["full"].timeout is None
-    from tlcourse.params import parameter_problems
+    from tlcourse.course.params import parameter_problems
 
     for profile in profiles.values():
         assert parameter_problems(profile.defaults) == [], profile.name
@@ -398,15 +398,15 @@ def test_record_figure_and_run_under_the_runner(tmp_path, monkeypatch, fresh_res
 # A tiny course run by `python -m tlcourse run` in a subprocess of its own session, so that a
 # SIGINT to its process group is what Ctrl-C in a terminal sends. 01_sleepy sleeps (only the
 # first time it runs) until the test interrupts it; 00_quick counts its executions.
-_QUICK = ("import pathlib\nfrom tlcourse.results import record\n"
+_QUICK = ("import pathlib\nfrom tlcourse.course.results import record\n"
           "counter = pathlib.Path('quick.count')\n"
           "counter.write_text(str(int(counter.read_text()) + 1 if counter.exists() else 1))\n"
           "record(seed=seed)")
-_SLEEPY = ("import pathlib, time\nfrom tlcourse.results import record\n"
+_SLEEPY = ("import pathlib, time\nfrom tlcourse.course.results import record\n"
            "flag = pathlib.Path('sleepy.started')\nfirst = not flag.exists()\n"
            "flag.write_text('1')\nrecord(nap=nap, first=first)\n"
            "if first:\n    time.sleep(nap)")
-_LATER = "from tlcourse.results import record\nrecord(seed=seed)"
+_LATER = "from tlcourse.course.results import record\nrecord(seed=seed)"
 _PROFILES = "quick:\n  timeout: 120\n  defaults:\n    seed: 5\n"
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
 
-from .errors import InvalidParameterError
+from ..errors import InvalidParameterError
 
 #: Parameter names shared by the lessons, with the rule each value must satisfy.
 COMMON_PARAMETERS: dict[str, str] = {
@@ -73,7 +73,7 @@ def _device(value: Any) -> bool:
 def _backbone_names() -> list[str]:
     # Imported here: the models module pulls in torch, which notebooks have loaded anyway
     # but ``tlcourse run --help`` should not pay for.
-    from .models import available_backbones
+    from ..models import available_backbones
 
     return list(available_backbones())
 

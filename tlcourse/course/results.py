@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import CourseError
+from ..errors import CourseError
 
 RESULTS_ENV = "TLCOURSE_RESULTS"
 HEADLESS_ENV = "TLCOURSE_HEADLESS"
@@ -132,7 +132,7 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise CourseError(
             f"The results file {path} is not valid JSON ({exc}). It is written atomically by "
-            "tlcourse.results, so something else wrote to it: delete it and run the notebook again."
+            "tlcourse.course.results, so something else wrote to it: delete it and run the notebook again."
         ) from exc
     for section in empty:
         data.setdefault(section, {})
@@ -212,7 +212,7 @@ def record_run(params: dict[str, Any], seed: int, device: Any = None) -> dict[st
     ``device`` is what :func:`tlcourse.device.pick_device` returned (or its string form);
     record the resolved device, not ``"auto"``, so the record says where it actually ran.
     """
-    from .device import environment_info
+    from ..device import environment_info
 
     run = {
         "parameters": to_json_safe(dict(params), "params"),
