@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from tlcourse.errors import CourseError
-from tlcourse.runner import cell_assignments, declared_parameters, parameters_cell
+from tlcourse.course.runner import cell_assignments, declared_parameters, parameters_cell
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(
@@ -107,7 +107,7 @@ def test_a_parameters_cell_that_is_not_python_is_refused(tmp_path):
 
 
 def test_lesson_07_takes_n_per_class_from_the_profile_and_the_command_line():
-    from tlcourse.runner import prepare_run
+    from tlcourse.course.runner import prepare_run
 
     smoke = prepare_run(REPO, profile="smoke", only="07_case")
     assert [nb.label for nb in smoke.notebooks] == ["07_case_plant_disease.ipynb"]

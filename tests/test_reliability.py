@@ -99,7 +99,7 @@ def _mistyped_backbone() -> None:
 
 
 def _mistyped_profile() -> None:
-    from tlcourse.runner import prepare_run
+    from tlcourse.course.runner import prepare_run
 
     prepare_run(REPO, profile="smok")
 
@@ -144,7 +144,7 @@ def test_unknown_notebook_and_profile_on_the_command_line(
 
 
 def test_bad_papermill_parameters_are_refused_before_any_work(tmp_path: Path) -> None:
-    from tlcourse.runner import run_course
+    from tlcourse.course.runner import run_course
 
     before = course_sources()
     out = tmp_path / "run"
@@ -718,7 +718,7 @@ def test_killed_training_resumes_from_its_checkpoint_and_runs_are_reproducible(
 
 
 def test_run_never_overwrites_sources_or_an_earlier_run(tmp_path: Path) -> None:
-    from tlcourse.runner import run_course
+    from tlcourse.course.runner import run_course
 
     sources = course_sources()
     earlier = tmp_path / "runs" / "monday"

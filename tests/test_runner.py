@@ -25,7 +25,7 @@ import pytest
 from tlcourse.course import results
 from tlcourse.cli import main
 from tlcourse.errors import CourseError, InvalidParameterError
-from tlcourse.runner import (
+from tlcourse.course.runner import (
     TCP_WARNING,
     declared_parameters,
     default_kernel,

@@ -48,10 +48,10 @@ from typing import Any, TextIO
 
 import yaml
 
-from .atomic import write_text as atomic_write_text
-from .errors import CourseError, InvalidParameterError, unknown_name
-from .course.params import COMMON_PARAMETERS, parameter_problems
-from .course.results import (
+from ...atomic import write_text as atomic_write_text
+from ...errors import CourseError, InvalidParameterError, unknown_name
+from ..params import COMMON_PARAMETERS, parameter_problems
+from ..results import (
     HEADLESS_ENV,
     RESULTS_ENV,
     RESULTS_SUFFIX,
