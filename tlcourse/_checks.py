@@ -25,9 +25,13 @@ def is_number(value: Any) -> bool:
 
 
 def is_positive_number(value: Any) -> bool:
-    """A finite number above zero (NaN and infinity are not)."""
-    # An int is always finite; math.isfinite would overflow on one too large for a float.
-    return is_number(value) and value > 0 and (is_int(value) or math.isfinite(value))
+    """A finite number above zero that fits a float (NaN, infinity and 10**400 do not)."""
+    if not is_number(value):
+        return False
+    try:
+        return math.isfinite(value) and value > 0
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _prefix(where: str | None) -> str:

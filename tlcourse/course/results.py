@@ -20,15 +20,15 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._env import HEADLESS_ENV, env_flag
+from ..atomic import atomic_path
 from ..errors import CourseError
 
 RESULTS_ENV = "TLCOURSE_RESULTS"
-HEADLESS_ENV = "TLCOURSE_HEADLESS"
 RESULTS_SUFFIX = ".results.json"
 
 _memory: dict[str, dict[str, Any]] = {"values": {}, "figures": {}, "run": {}}
@@ -43,9 +43,10 @@ def results_path() -> Path | None:
 def headless() -> bool:
     """True when a notebook runs unattended (``tlcourse run`` sets ``TLCOURSE_HEADLESS=1``).
 
-    Widgets and "press a key" prompts check this to skip waiting for a learner.
+    Widgets and "press a key" prompts check this to skip waiting for a learner. The value is
+    read by :func:`tlcourse._env.env_flag`, as the exercises read it.
     """
-    return os.environ.get(HEADLESS_ENV, "").strip().lower() in {"1", "true", "yes"}
+    return env_flag(HEADLESS_ENV)
 
 
 def _float(value: float) -> float | str:
@@ -109,16 +110,9 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     A reader (the runner, a teacher's script) never sees a half-written file, even when the
     kernel is killed mid-write.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"  # a NaN fails before any write
+    with atomic_path(path, suffix=".tmp") as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -193,15 +187,8 @@ def record_figure(fig: Any, name: str, dpi: int = 100) -> Path | None:
         return None
     stem = path.name[: -len(RESULTS_SUFFIX)] if path.name.endswith(RESULTS_SUFFIX) else path.stem
     target = path.parent / f"{stem}.{_slug(name)}.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".png", dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_path(target, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     _merge("figures", {str(name): target.name})
     return target
 
