@@ -7,11 +7,16 @@ and features are computed once per test run and never come from a developer's ow
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Test helpers (filesnap, loopback_server) import as top-level modules from any tests/ subfolder.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 SHARED_DATA = Path(os.environ.get("TLCOURSE_DATA") or ROOT.parent / "shared" / "data")
 os.environ["TLCOURSE_DATA"] = str(SHARED_DATA)
 if not os.environ.get("TLCOURSE_CACHE"):
@@ -48,3 +53,17 @@ def small_plants():
     data = load_dataset("plantvillage", 64, progress=False)
     pre = get_spec("mobilenet_v2").preprocessing.at(64)
     return take_per_class(data, 6, seed=0).with_transform(eval_transform(pre))
+
+
+@pytest.fixture(scope="session")
+def python3_kernel() -> str:
+    """A Jupyter kernel called python3 for this Python (papermill and the runner name theirs)."""
+    from jupyter_client.kernelspec import find_kernel_specs
+
+    if "python3" not in find_kernel_specs():
+        subprocess.run(
+            [sys.executable, "-m", "ipykernel", "install", "--user", "--name", "python3"],
+            check=True, capture_output=True,
+        )
+    assert "python3" in find_kernel_specs()
+    return "python3"
