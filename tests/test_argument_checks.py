@@ -6,7 +6,14 @@ import math
 import numpy as np
 import pytest
 
-from tlcourse._checks import int_at_least, is_int, is_number, is_positive_number, positive_number
+from tlcourse._checks import (
+    int_at_least,
+    int_in_range,
+    is_int,
+    is_number,
+    is_positive_number,
+    positive_number,
+)
 from tlcourse.errors import InvalidParameterError
 
 
@@ -42,3 +49,11 @@ def test_int_at_least_refuses_naming_the_argument_and_the_minimum(value):
     with pytest.raises(InvalidParameterError) as info:
         int_at_least(value, "epochs", 1)
     assert str(info.value) == f"epochs must be an integer >= 1, got {value!r}."
+
+
+def test_int_in_range_includes_both_ends_and_names_the_range():
+    assert int_in_range(np.int32(1), "top_k", 1, 5) == 1 and int_in_range(5, "top_k", 1, 5) == 5
+    for value in (0, 6, 2.0, False):
+        with pytest.raises(InvalidParameterError) as info:
+            int_in_range(value, "top_k", 1, 5, where="predict")
+        assert str(info.value) == f"predict: top_k must be an integer from 1 to 5, got {value!r}."

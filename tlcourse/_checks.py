@@ -56,3 +56,13 @@ def positive_number(value: Any, name: str, *, where: str | None = None) -> float
             f"{_prefix(where)}{name} must be a positive number, got {value!r}."
         )
     return float(value)
+
+
+def int_in_range(value: Any, name: str, low: int, high: int, *, where: str | None = None) -> int:
+    """``value`` as an ``int`` if it is an integer from ``low`` to ``high`` (both included),
+    else :class:`InvalidParameterError` naming ``name`` and the range."""
+    if not is_int(value) or not low <= value <= high:
+        raise InvalidParameterError(
+            f"{_prefix(where)}{name} must be an integer from {low} to {high}, got {value!r}."
+        )
+    return int(value)

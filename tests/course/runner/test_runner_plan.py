@@ -86,3 +86,27 @@ def test_bad_papermill_parameters_are_refused_before_any_work(tmp_path: Path) ->
     assert "(from -p epochs)" in message  # where each bad value came from
     assert not out.exists()  # no kernel started, no output folder made
     assert course_sources() == before
+
+
+def test_each_unknown_name_message_says_where_the_closest_name_and_the_valid_ones(course):
+    bad = course / "named.yaml"
+    cases = {
+        "smoke:\n  defaults:\n    sed: 1\n": (
+            f"profile 'smoke' in {bad} sets 'sed' under 'defaults:', but no notebook declares it "
+            "and it is not a common parameter. Did you mean 'seed'? Valid parameters: "
+            "backbone, batch_size, device, epochs, image_size, level, lr, max_images, "
+            "n_per_class, name, seed."),
+        "smoke:\n  notebooks:\n    '01_*': {nam: x}\n": (
+            f"profile 'smoke' in {bad}: 'notebooks:' entry '01_*' sets 'nam', which none of "
+            "01_alpha.ipynb declares. Did you mean 'name'? Valid parameters there: epochs, lr, "
+            "n_per_class, name."),
+    }
+    for text, expected in cases.items():
+        bad.write_text(text)
+        with pytest.raises(InvalidParameterError) as info:
+            prepare_run(course, profile="smoke", profiles_file=bad)
+        assert str(info.value) == expected
+    with pytest.raises(InvalidParameterError) as info:
+        prepare_run(course, only="alpha", parameters=["sed=1"])
+    assert str(info.value) == ("-p sed=... : no selected notebook declares a parameter 'sed'. "
+                               "Valid parameters: epochs, lr, n_per_class, name.")
