@@ -30,7 +30,8 @@ def test_positive_numbers(value):
     assert got == float(value) and type(got) is float
 
 
-@pytest.mark.parametrize("value", [0, -1, math.nan, math.inf, -math.inf, 10**400, True, "0.1", None])
+@pytest.mark.parametrize(
+    "value", [0, -1, math.nan, math.inf, -math.inf, 10**400, True, "0.1", None])
 def test_not_positive_numbers_are_refused_naming_the_argument(value):
     assert not is_positive_number(value)
     with pytest.raises(InvalidParameterError) as info:

@@ -60,7 +60,8 @@ def _refuse_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> None:
 
 
 def load_text(text: str, loader: type[SafeLoader] = SafeLoader) -> Any:
-    """Parse YAML text with ``loader``; raises ``yaml.YAMLError`` (incl. :class:`DuplicateKeyError`)."""
+    """Parse YAML text with ``loader``; raises ``yaml.YAMLError`` (a duplicate key:
+    :class:`DuplicateKeyError`)."""
     if not (isinstance(loader, type) and issubclass(loader, SafeLoader)):
         raise TypeError(f"loader must be tlcourse._yaml.SafeLoader or a subclass, got {loader!r}")
     return yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass, checked above

@@ -35,11 +35,24 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ...errors import CourseError
-from .discover import EXERCISES_DIR, LESSONS_DIR, ROOT_ENV, CourseNotebook, find_root, numbered_notebooks
+from .discover import (
+    EXERCISES_DIR,
+    LESSONS_DIR,
+    ROOT_ENV,
+    CourseNotebook,
+    find_root,
+    numbered_notebooks,
+)
 from .execute import RunInterrupted, run_notebooks
 from .kernels import TCP_WARNING, check_kernel, default_kernel
 from .outdir import prepare_out
-from .parameters import Assignment, DeclaredParameter, cell_assignments, declared_parameters, parameters_cell
+from .parameters import (
+    Assignment,
+    DeclaredParameter,
+    cell_assignments,
+    declared_parameters,
+    parameters_cell,
+)
 from .plan import RunPlan, plan_run, prepare_run
 from .profiles import PROFILES_FILE, Profile, load_profiles
 from .report import REPORT_FILE, write_report

@@ -193,8 +193,13 @@ def run_notebooks(summary: RunSummary, todo: list[CourseNotebook], progress: boo
             _finish(summary)
     if interrupted:
         raise RunInterrupted(summary) from None
-    total = sum(nb.seconds for nb in summary.notebooks)
-    print(f"{len(summary.notebooks) - len(summary.failed)} ok, {len(summary.failed)} failed in "
-          f"{total:.1f} s. Summary: {out / SUMMARY_FILE}  Report: {out / REPORT_FILE}",
-          file=stream, flush=True)
+    _print_totals(summary, stream)
     return summary
+
+
+def _print_totals(summary: RunSummary, stream: TextIO) -> None:
+    total = sum(nb.seconds for nb in summary.notebooks)
+    ok = len(summary.notebooks) - len(summary.failed)
+    print(f"{ok} ok, {len(summary.failed)} failed in {total:.1f} s. Summary: "
+          f"{summary.out / SUMMARY_FILE}  Report: {summary.out / REPORT_FILE}",
+          file=stream, flush=True)
