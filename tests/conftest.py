@@ -7,6 +7,7 @@ and features are computed once per test run and never come from a developer's ow
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -139,3 +140,17 @@ def plant_batch(plant_images: list[Path]):
     from tlcourse.data import decode_images
 
     return decode_images(plant_images, 64, progress=False), torch.arange(3).repeat_interleave(2)
+
+
+@pytest.fixture(scope="session")
+def python3_kernel() -> str:
+    """A Jupyter kernel called python3 for this Python (papermill and the runner name theirs)."""
+    from jupyter_client.kernelspec import find_kernel_specs
+
+    if "python3" not in find_kernel_specs():
+        subprocess.run(
+            [sys.executable, "-m", "ipykernel", "install", "--user", "--name", "python3"],
+            check=True, capture_output=True,
+        )
+    assert "python3" in find_kernel_specs()
+    return "python3"

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.notebooks
 
 
 def _kernel() -> str:
-    from tlcourse.runner import default_kernel
+    from tlcourse.course.runner import default_kernel
 
     return default_kernel()
 
@@ -31,7 +31,7 @@ def _kernel() -> str:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """One `tlcourse run --profile smoke` over every lesson (papermill, parameters injected)."""
-    from tlcourse.runner import run_course
+    from tlcourse.course.runner import run_course
 
     out = tmp_path_factory.mktemp("smoke") / "run"
     summary = run_course(ROOT, profile="smoke", out=out, kernel=_kernel(), progress=False)

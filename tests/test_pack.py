@@ -397,7 +397,7 @@ def test_pack_unpack_into_an_empty_cache_then_doctor_and_smoke_run_without_tlcou
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tlcourse.data import registry
-    from tlcourse.runner import run_course
+    from tlcourse.course.runner import run_course
 
     # The teacher's machine: data from TLCOURSE_DATA, weights from the installed packages.
     monkeypatch.setenv("TLCOURSE_DATA", str(DATA))

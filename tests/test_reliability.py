@@ -11,9 +11,7 @@ in the middle of training); they still run in CI.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -28,7 +26,7 @@ import torch
 
 from loopback_server import LoopbackServer, closed_port, loopback_server, shared_data_dir  # noqa: F401
 from filesnap import course_sources, snapshot
-from tlcourse import results
+from tlcourse.course import results
 from tlcourse.cli import main
 from tlcourse.data import download as dl
 from tlcourse.data import load_dataset, load_image_folder, take_per_class
@@ -99,7 +97,7 @@ def _mistyped_backbone() -> None:
 
 
 def _mistyped_profile() -> None:
-    from tlcourse.runner import prepare_run
+    from tlcourse.course.runner import prepare_run
 
     prepare_run(REPO, profile="smok")
 
@@ -123,56 +121,7 @@ def test_unknown_name_lists_the_valid_ones(call, kind: str, valid: list[str]) ->
     assert "Did you mean" in message  # mobilnet_v2 -> mobilenet_v2, plant_village -> plantvillage
 
 
-def test_unknown_notebook_and_profile_on_the_command_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("TLCOURSE_ROOT", str(REPO))
-    before = course_sources()
-    out = tmp_path / "run"
-    assert main(["run", "--profile", "smoke", "--only", "99_no_such_lesson", "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "--only '99_no_such_lesson' matches no notebook" in err
-    assert "00_golden_rule.ipynb" in err  # the valid notebooks are listed
-    assert main(["run", "--profile", "classrom", "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "Unknown profile 'classrom'" in err and "classroom, full, smoke" in err
-    assert not out.exists()
-    assert course_sources() == before
-
-
 # ============================================================== bad input: parameters
-
-
-def test_bad_papermill_parameters_are_refused_before_any_work(tmp_path: Path) -> None:
-    from tlcourse.runner import run_course
-
-    before = course_sources()
-    out = tmp_path / "run"
-    with pytest.raises(InvalidParameterError) as info:
-        run_course(REPO, profile="smoke", only="00", out=out, progress=False,
-                   parameters=["epochs=-1", "image_size=0", "batch_size=many"])
-    message = str(info.value)
-    assert message.startswith("Nothing was run")
-    assert "epochs=-1 is not valid: epochs must be an integer >= 1" in message
-    assert "image_size=0 is not valid: image_size must be an integer from 32 to 1024" in message
-    assert "parameter 'batch_size' expects int" in message and "'many' (str)" in message
-    assert "(from -p epochs)" in message  # where each bad value came from
-    assert not out.exists()  # no kernel started, no output folder made
-    assert course_sources() == before
-
-
-def test_bad_parameters_in_a_notebook_stop_the_first_cell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """start_lesson (the notebooks' first cell) refuses before seeding or recording a run."""
-    from tlcourse.lesson import start_lesson
-
-    record = tmp_path / "00.results.json"
-    monkeypatch.setenv(results.RESULTS_ENV, str(record))
-    with pytest.raises(InvalidParameterError) as info:
-        start_lesson(backbone="mobilenet_v2", image_size=0, epochs=-2, n_per_class=8, seed=0, device="cpu")
-    message = str(info.value)
-    assert "image_size=0" in message and "epochs=-2" in message
-    assert "parameters cell" in message and "tlcourse run -p image_size=... -p epochs=..." in message
-    assert not record.exists()
 
 
 def test_n_per_class_larger_than_the_class_is_refused_naming_the_classes(tmp_path: Path) -> None:
@@ -423,7 +372,7 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_cuda_requested_but_absent(tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tlcourse.device import pick_device
-    from tlcourse.lesson import start_lesson
+    from tlcourse.course.lesson import start_lesson
     from tlcourse.models import create_model
     from tlcourse.training import fit
 
@@ -712,54 +661,3 @@ def test_killed_training_resumes_from_its_checkpoint_and_runs_are_reproducible(
     assert _comparable(resumed) == reference["records"]
     assert resumed.best_epoch == reference["best_epoch"]
     assert _digest(model) == reference["digest"]
-
-
-# ================================================================ nothing lost: the runner
-
-
-def test_run_never_overwrites_sources_or_an_earlier_run(tmp_path: Path) -> None:
-    from tlcourse.runner import run_course
-
-    sources = course_sources()
-    earlier = tmp_path / "runs" / "monday"
-    earlier.mkdir(parents=True)
-    (earlier / "summary.json").write_text('{"profile": "smoke"}\n')
-    (earlier / "00_golden_rule.ipynb").write_text("{}\n")
-    kept = snapshot(earlier)
-    for out in (earlier, REPO / "notebooks"):
-        with pytest.raises(CourseError) as info:
-            run_course(REPO, profile="smoke", only="00", out=out, progress=False)
-        assert f"The output directory {out} already exists and is not empty" in str(info.value)
-        assert "never overwrites earlier results" in str(info.value) and "Pick another --out DIR" in str(info.value)
-    assert snapshot(earlier) == kept
-    assert course_sources() == sources
-
-
-# ================================================================== reproducibility record
-
-
-def test_each_run_records_versions_device_seed_and_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import numpy
-    import torchvision
-
-    import tlcourse
-    from tlcourse.lesson import start_lesson
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(results, "_memory", {"values": {}, "figures": {}, "run": {}})
-    path = tmp_path / "00_golden_rule.results.json"
-    monkeypatch.setenv(results.RESULTS_ENV, str(path))
-    results.record(test_acc=0.5)  # a result recorded earlier in the notebook stays
-    params = dict(backbone="mobilenet_v2", image_size=64, epochs=1, n_per_class=8, seed=3, device="auto", lr=1e-3)
-    with contextlib.redirect_stdout(io.StringIO()):
-        lesson = start_lesson(**params)
-    assert lesson.device == torch.device("cpu") and lesson.seed == 3
-    saved = json.loads(path.read_text())
-    run = saved["run"]
-    assert run["parameters"] == params and run["seed"] == 3
-    env = run["environment"]
-    assert env["device"] == "cpu"  # where it actually ran, not "auto"
-    assert env["torch"] == torch.__version__ and env["torchvision"] == torchvision.__version__
-    assert env["numpy"] == numpy.__version__ and env["tlcourse"] == tlcourse.__version__
-    assert env["python"] == sys.version.split()[0] and env["cpu_threads"] == torch.get_num_threads()
-    assert saved["values"] == {"test_acc": 0.5}

@@ -57,7 +57,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="finish an interrupted run in DIR: rerun only the notebooks that are "
                         "not ok, with the settings recorded in DIR/summary.json")
-    p.set_defaults(func=_handler("tlcourse.runner", "cli_run"))
+    p.set_defaults(func=_handler("tlcourse.course.runner", "cli_run"))
 
 
 def _add_progress(sub: argparse._SubParsersAction) -> None:

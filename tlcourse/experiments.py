@@ -58,7 +58,7 @@ from .device import pick_device, seed_everything
 from .errors import InvalidParameterError, unknown_name
 from .features import extract_features
 from .models import create_model, get_spec, split_at
-from .params import check_parameters
+from .course.params import check_parameters
 from .training import evaluate, fit
 
 #: Strategy name -> the label plots and tables use, from least to most trained.
@@ -393,8 +393,8 @@ def explore(runs: pd.DataFrame, metric: str = "acc"):
     without ipywidgets, it returns the first cell's figure instead, so the notebook still
     shows the default view.
     """
+    from .course.results import headless
     from .plots import plot_strategies
-    from .results import headless
 
     check_table(runs, metric, "explore")
     datasets = list(dict.fromkeys(runs["dataset"]))

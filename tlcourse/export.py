@@ -112,7 +112,7 @@ def _check_class_names(class_names: Any) -> list[str]:
 
 def _provenance(provenance: Any, pre: Preprocessing, num_classes: int) -> dict[str, Any]:
     from . import __version__
-    from .results import to_json_safe
+    from .course.results import to_json_safe
 
     if not isinstance(provenance, Mapping):
         raise InvalidParameterError(

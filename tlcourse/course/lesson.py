@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .device import pick_device, seed_everything
+from ..device import pick_device, seed_everything
 from .params import check_parameters
 from .results import record_run
 

@@ -1,4 +1,5 @@
-"""Every course notebook's parameters cell reads the same to papermill and to Python.
+"""Every course notebook's parameters cell reads the same to papermill and to Python
+(tlcourse/course/runner/parameters.py).
 
 papermill does not parse a parameters cell as Python: it reads one ``name = value  # help``
 per line and gives up (with only a logged warning) on a line holding a second ``=``, e.g. in
@@ -16,10 +17,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tlcourse.errors import CourseError
-from tlcourse.runner import cell_assignments, declared_parameters, parameters_cell
+from runner_fixture import REPO
+from tlcourse.course.runner import (
+    cell_assignments,
+    declared_parameters,
+    parameters_cell,
+    prepare_run,
+)
+from tlcourse.errors import CourseError, InvalidParameterError
 
-REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(
     [*REPO.glob("notebooks/*.ipynb"), *REPO.glob("exercises/*.ipynb"),
      *REPO.glob("exercises/solutions/*.ipynb")]
@@ -107,10 +113,41 @@ def test_a_parameters_cell_that_is_not_python_is_refused(tmp_path):
 
 
 def test_lesson_07_takes_n_per_class_from_the_profile_and_the_command_line():
-    from tlcourse.runner import prepare_run
-
     smoke = prepare_run(REPO, profile="smoke", only="07_case")
     assert [nb.label for nb in smoke.notebooks] == ["07_case_plant_disease.ipynb"]
     assert smoke.notebooks[0].parameters["n_per_class"] == 8  # smoke's, not the whole split
     given = prepare_run(REPO, profile="smoke", only="07_case", parameters=["n_per_class=20"])
     assert given.notebooks[0].parameters["n_per_class"] == 20
+
+
+def test_types_inferred_from_inspect_notebook(tmp_path):
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(
+        'device = "auto"  # auto / cpu / cuda\nepochs = 2\nlr = 1e-3\nn_per_class = None\n'
+        "augment = True\nsizes = [64, 128]\nsteps = 2 ** 3\nratio: float = 1\n"
+        "limit: Optional[int] = 5\nnested: list[list[int]] = []\n"
+    )
+    cell.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[cell], metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    path = tmp_path / "00_x.ipynb"
+    nbformat.write(nb, path)
+    declared = declared_parameters(path)
+    assert {n: d.type_label for n, d in declared.items()} == {
+        "device": "str", "epochs": "int", "lr": "float (an int is fine)",
+        "n_per_class": "any value", "augment": "bool", "sizes": "list",
+        "steps": "any value", "ratio": "float (an int is fine)", "limit": "int",
+        "nested": "list",
+    }
+    assert declared["device"].help == "auto / cpu / cuda"
+    assert declared["device"].default_source == '"auto"'
+    assert not declared["augment"].accepts(1) and not declared["epochs"].accepts(True)
+    assert declared["lr"].accepts(1) and declared["epochs"].accepts(None)
+
+
+def test_exercise_without_kernelspec_is_inspected(course):
+    declared = declared_parameters(course / "exercises" / "00_alpha.ipynb")
+    assert {n: d.type_label for n, d in declared.items()} == {"epochs": "int", "level": "str"}
+    with pytest.raises(InvalidParameterError, match="exercises/00_alpha.ipynb: parameter 'level'"):
+        prepare_run(course, exercises=True, only="exercises/", parameters=["level=3"])

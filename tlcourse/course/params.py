@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from numbers import Integral, Real
 from typing import Any
 
-from .errors import InvalidParameterError
+from .._checks import is_int, is_positive_number
+from ..errors import InvalidParameterError
 
 #: Parameter names shared by the lessons, with the rule each value must satisfy.
 COMMON_PARAMETERS: dict[str, str] = {
@@ -39,31 +39,17 @@ COMMON_PARAMETERS: dict[str, str] = {
 _DEVICE = re.compile(r"^(auto|cpu|cuda|mps|cuda:\d+)$")
 
 
-def _is_int(value: Any) -> bool:
-    # bool is an int subclass in Python, but ``epochs=True`` is always a mistake.
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
-
-
 def _int_at_least(low: int, allow_none: bool = False) -> Callable[[Any], bool]:
     def ok(value: Any) -> bool:
         if value is None:
             return allow_none
-        return _is_int(value) and value >= low
+        return is_int(value) and value >= low
 
     return ok
 
 
 def _image_size(value: Any) -> bool:
-    return _is_int(value) and 32 <= value <= 1024
-
-
-def _lr(value: Any) -> bool:
-    # ``value > 0`` is False for NaN, so a NaN learning rate is refused too.
-    return _is_number(value) and float(value) > 0 and float(value) != float("inf")
+    return is_int(value) and 32 <= value <= 1024
 
 
 def _device(value: Any) -> bool:
@@ -73,7 +59,7 @@ def _device(value: Any) -> bool:
 def _backbone_names() -> list[str]:
     # Imported here: the models module pulls in torch, which notebooks have loaded anyway
     # but ``tlcourse run --help`` should not pay for.
-    from .models import available_backbones
+    from ..models import available_backbones
 
     return list(available_backbones())
 
@@ -90,7 +76,7 @@ _RULES: dict[str, Callable[[Any], bool]] = {
     "n_per_class": _int_at_least(1, allow_none=True),
     "seed": _int_at_least(0),
     "device": _device,
-    "lr": _lr,
+    "lr": is_positive_number,  # NaN and infinity are refused too
     "max_images": _int_at_least(1, allow_none=True),
 }
 

@@ -24,11 +24,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import atomic
-from .errors import CourseError
+from .. import atomic
+from .._env import HEADLESS_ENV, env_flag
+from ..errors import CourseError
 
 RESULTS_ENV = "TLCOURSE_RESULTS"
-HEADLESS_ENV = "TLCOURSE_HEADLESS"
 RESULTS_SUFFIX = ".results.json"
 
 _memory: dict[str, dict[str, Any]] = {"values": {}, "figures": {}, "run": {}}
@@ -43,9 +43,10 @@ def results_path() -> Path | None:
 def headless() -> bool:
     """True when a notebook runs unattended (``tlcourse run`` sets ``TLCOURSE_HEADLESS=1``).
 
-    Widgets and "press a key" prompts check this to skip waiting for a learner.
+    Widgets and "press a key" prompts check this to skip waiting for a learner. The value is
+    read by :func:`tlcourse._env.env_flag`, as the exercises read it.
     """
-    return os.environ.get(HEADLESS_ENV, "").strip().lower() in {"1", "true", "yes"}
+    return env_flag(HEADLESS_ENV)
 
 
 def _float(value: float) -> float | str:
@@ -57,12 +58,38 @@ def _float(value: float) -> float | str:
     return value
 
 
-def to_json_safe(value: Any, where: str = "value") -> Any:
-    """Convert numpy / torch scalars and arrays, paths, tuples and devices to plain JSON.
+_UNCONVERTED = object()
 
-    Anything else (a model, a DataFrame) is refused: recording ``str(obj)`` would put a
-    meaningless repr in the report, so the caller should record the number it cares about.
-    """
+
+def _from_numpy(value: Any, where: str) -> Any:
+    numpy = sys.modules.get("numpy")  # only if the notebook imported it: no import cost here
+    if numpy is None:
+        return _UNCONVERTED
+    if isinstance(value, numpy.bool_):
+        return bool(value)
+    if isinstance(value, numpy.integer):
+        return int(value)
+    if isinstance(value, numpy.floating):
+        return _float(float(value))
+    if isinstance(value, numpy.ndarray):
+        return to_json_safe(value.tolist(), where)
+    return _UNCONVERTED
+
+
+def _from_torch(value: Any, where: str) -> Any:
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return _UNCONVERTED
+    if isinstance(value, torch.Tensor):
+        data = value.detach().cpu()
+        return to_json_safe(data.item() if data.numel() == 1 and data.dim() == 0
+                            else data.tolist(), where)
+    if isinstance(value, (torch.device, torch.dtype)):
+        return str(value)
+    return _UNCONVERTED
+
+
+def _from_python(value: Any, where: str) -> Any:
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
@@ -78,24 +105,19 @@ def to_json_safe(value: Any, where: str = "value") -> Any:
         return str(value)
     if isinstance(value, (_dt.datetime, _dt.date)):
         return value.isoformat()
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        if isinstance(value, numpy.bool_):
-            return bool(value)
-        if isinstance(value, numpy.integer):
-            return int(value)
-        if isinstance(value, numpy.floating):
-            return _float(float(value))
-        if isinstance(value, numpy.ndarray):
-            return to_json_safe(value.tolist(), where)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        if isinstance(value, torch.Tensor):
-            data = value.detach().cpu()
-            return to_json_safe(data.item() if data.numel() == 1 and data.dim() == 0
-                                else data.tolist(), where)
-        if isinstance(value, (torch.device, torch.dtype)):
-            return str(value)
+    return _UNCONVERTED
+
+
+def to_json_safe(value: Any, where: str = "value") -> Any:
+    """Convert numpy / torch scalars and arrays, paths, tuples and devices to plain JSON.
+
+    Anything else (a model, a DataFrame) is refused: recording ``str(obj)`` would put a
+    meaningless repr in the report, so the caller should record the number it cares about.
+    """
+    for convert in (_from_python, _from_numpy, _from_torch):
+        converted = convert(value, where)
+        if converted is not _UNCONVERTED:
+            return converted
     raise CourseError(
         f"Cannot record {where} of type {type(value).__name__}: results must be numbers, "
         "strings, booleans, None, or lists/dicts of them (numpy and torch scalars are fine). "
@@ -123,7 +145,7 @@ def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise CourseError(
             f"The results file {path} is not valid JSON ({exc}). It is written atomically by "
-            "tlcourse.results, so something else wrote to it: delete it and run the notebook again."
+            "tlcourse.course.results, so something else wrote to it: delete it and run the notebook again."
         ) from exc
     for section in empty:
         data.setdefault(section, {})
@@ -196,7 +218,7 @@ def record_run(params: dict[str, Any], seed: int, device: Any = None) -> dict[st
     ``device`` is what :func:`tlcourse.device.pick_device` returned (or its string form);
     record the resolved device, not ``"auto"``, so the record says where it actually ran.
     """
-    from .device import environment_info
+    from ..device import environment_info
 
     run = {
         "parameters": to_json_safe(dict(params), "params"),

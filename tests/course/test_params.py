@@ -1,11 +1,11 @@
-"""check_parameters: the first code cell of every lesson (tlcourse/params.py)."""
+"""check_parameters: the first code cell of every lesson (tlcourse/course/params.py)."""
 from __future__ import annotations
 
 import pytest
 
 from tlcourse.errors import CourseError, InvalidParameterError
 from tlcourse.models import available_backbones
-from tlcourse.params import COMMON_PARAMETERS, check_parameters, parameter_problems
+from tlcourse.course.params import COMMON_PARAMETERS, check_parameters, parameter_problems
 
 GOOD = dict(
     backbone="mobilenet_v2",
@@ -83,3 +83,13 @@ def test_all_problems_reported_at_once():
     assert [p.split("=")[0] for p in problems] == ["epochs", "seed"]
     with pytest.raises(InvalidParameterError, match="epochs=0.*seed=-2"):
         check_parameters(epochs=0, seed=-2, lr=0.1)
+
+
+def test_a_learning_rate_too_large_for_a_float_is_refused_not_a_crash():
+    # float(10**400) overflows: the check once crashed with OverflowError instead of deciding.
+    assert parameter_problems({"lr": 10**400}) == [
+        f"lr={10**400!r} is not valid: lr must be a number > 0 (e.g. 1e-3)."]
+    with pytest.raises(InvalidParameterError, match="lr must be a number > 0"):
+        check_parameters(lr=10**400)
+    assert parameter_problems({"lr": float("nan")}) == [
+        "lr=nan is not valid: lr must be a number > 0 (e.g. 1e-3)."]
