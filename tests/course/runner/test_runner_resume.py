@@ -28,9 +28,10 @@ _QUICK = ("import pathlib\nfrom tlcourse.course.results import record\n"
           "record(seed=seed)")
 
 
+# The flag is written after record(), so the test never interrupts before the values are saved.
 _SLEEPY = ("import pathlib, time\nfrom tlcourse.course.results import record\n"
            "flag = pathlib.Path('sleepy.started')\nfirst = not flag.exists()\n"
-           "flag.write_text('1')\nrecord(nap=nap, first=first)\n"
+           "record(nap=nap, first=first)\nflag.write_text('1')\n"
            "if first:\n    time.sleep(nap)")
 
 
