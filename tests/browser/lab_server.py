@@ -268,7 +268,7 @@ class JupyterLab:
                     proc.wait(timeout=15)
         # Kernels stop themselves when their parent goes (ipykernel's parent poller), but not
         # always at once; whatever still holds one of our connection files is ours to end.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 5
         while self.kernel_pids() and time.monotonic() < deadline:
             time.sleep(0.2)
         self._terminate(self.kernel_pids(), "kernel", 10)
@@ -278,7 +278,7 @@ class JupyterLab:
         leftovers = self.kernel_pids() + ([pgid] if _group_alive(pgid) else [])
         self.proc = None
         if leftovers:
-            raise RuntimeError(f"Processes of the JupyterLab server survived SIGKILL: {leftovers}")
+            raise RuntimeError(f"Processes of the JupyterLab server still run after stop(): {leftovers}")
 
     def _signal_group(self, pgid: int, sig: signal.Signals, what: str) -> None:
         try:
