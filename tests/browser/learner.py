@@ -104,17 +104,22 @@ class Notebook:
         )
 
     def assert_every_cell_ran(self) -> None:
+        """Every code cell has an execution number and no output area shows a traceback."""
         prompts = self.prompts()
         not_run = [i for i, p in enumerate(prompts) if not _NUMBERED.match(p)]
-        assert prompts and not not_run, (
-            f"Code cells {not_run} of {len(prompts)} did not run (prompts {prompts}); an earlier "
-            f"cell failed. Errors on screen: {self.error_texts()}"
+        errors = self.error_texts()
+        assert prompts and not not_run and not errors, (
+            f"Code cells {not_run} of {len(prompts)} did not run (prompts {prompts}); "
+            f"errors on screen: {errors}"
         )
 
     def error_texts(self) -> list[str]:
-        """Tracebacks shown in output areas (an exception's output, as the learner sees it)."""
-        texts = self.page.locator(".jp-OutputArea-output").all_inner_texts()
-        return [t[:500] for t in texts if "Traceback (most recent call last)" in t or re.search(r"^\w*Error\b", t, re.M)]
+        """Exceptions shown in output areas, as the learner sees them (warnings are not)."""
+        texts = self.page.locator(
+            '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+        ).all_inner_texts()
+        return [t[:500] for t in texts
+                if "Traceback (most recent call last)" in t or re.search(r"^\w+(Error|Exception)\b", t, re.M)]
 
     # ------------------------------------------------------------------ cells
 
