@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
+import sys
 from dataclasses import dataclass
 
 
@@ -36,6 +38,63 @@ def _imagenet_sanity() -> Check:
     label = imagenet_categories()[int(i)]
     ok = label in {"Egyptian cat", "tabby", "tiger cat"}
     return Check("ImageNet sanity check", ok, f"scikit-image chelsea() -> {label} ({float(p):.2f})")
+
+
+# ipywidgets major version -> the jupyterlab_widgets major version whose front-end speaks its
+# widget protocol (ipywidgets 7: protocol 2.0, jupyterlab_widgets 1; ipywidgets 8: protocol 2.1,
+# jupyterlab_widgets 3). Any other pairing shows "Error displaying widget" instead of widgets.
+WIDGET_FRONTENDS = {7: 1, 8: 3}
+COURSE_IPYWIDGETS = 8  # what pyproject.toml asks for
+
+
+def _major(version: str) -> int | None:
+    match = re.match(r"\s*v?(\d+)", version)
+    return int(match.group(1)) if match else None
+
+
+def widget_frontend_problem(ipywidgets: str | None, frontend: str | None, python: str = "python") -> str | None:
+    """Why these ipywidgets / jupyterlab_widgets versions cannot draw widgets, with the fix.
+
+    ``None`` when they match. ``python`` is the interpreter named in the pip command. The fix
+    moves the front-end to the installed ipywidgets when that is the course's major version,
+    otherwise ipywidgets to the course's version (pip then brings the front-end that fits).
+    """
+    course = f'"ipywidgets>={COURSE_IPYWIDGETS},<{COURSE_IPYWIDGETS + 1}"'
+    if ipywidgets is None:
+        return f"ipywidgets is not installed: `{python} -m pip install {course}`"
+    major = _major(ipywidgets)
+    want = WIDGET_FRONTENDS.get(major) if major is not None else None
+    if want is None:
+        return (f"ipywidgets {ipywidgets}: tlcourse knows no JupyterLab front-end for it (it knows "
+                f"ipywidgets 7 + jupyterlab_widgets 1, ipywidgets 8 + jupyterlab_widgets 3); the "
+                f"course's pair: `{python} -m pip install {course}`")
+    if major == COURSE_IPYWIDGETS:
+        fix = f'`{python} -m pip install "jupyterlab_widgets>={want},<{want + 1}"`'
+    else:
+        fix = f"`{python} -m pip install {course}` (the course's version; it brings its front-end)"
+    if frontend is None:
+        return (f"ipywidgets {ipywidgets} is installed but not its JupyterLab front-end "
+                f"(jupyterlab_widgets {want}.x), so widgets show as text: {fix}")
+    if _major(frontend) != want:
+        return (f"ipywidgets {ipywidgets} needs jupyterlab_widgets {want}.x, but {frontend} is "
+                f"installed, so JupyterLab shows \"Error displaying widget\": {fix}, then restart JupyterLab")
+    return None
+
+
+def _widget_frontend_check() -> Check:
+    """Do the installed ipywidgets and JupyterLab's widget manager speak the same protocol?"""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    widgets, frontend = installed("ipywidgets"), installed("jupyterlab_widgets")
+    problem = widget_frontend_problem(widgets, frontend, sys.executable)
+    detail = problem or f"ipywidgets {widgets} with jupyterlab_widgets {frontend}"
+    return Check("widget versions", problem is None, detail, required=False)
 
 
 def run_checks() -> list[Check]:
@@ -79,6 +138,7 @@ def run_checks() -> list[Check]:
          "missing: `pip install ipywidgets` (exercises then print as text instead of widgets)"),
         required=False,
     ))
+    checks.append(_widget_frontend_check())
     try:
         from jupyter_client.kernelspec import KernelSpecManager
 

@@ -1,0 +1,54 @@
+"""`tlcourse doctor`'s widget check: ipywidgets and JupyterLab's widget manager must match.
+
+A mismatch (say ipywidgets 8 with jupyterlab_widgets 1) imports fine and fails only in the
+browser, as "Error displaying widget" where the exercise should be; the doctor is the one
+place that can say so before a learner opens a notebook.
+"""
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import pytest
+
+from tlcourse.doctor import _widget_frontend_check, widget_frontend_problem
+
+
+@pytest.mark.parametrize("ipywidgets, frontend", [("8.1.9", "3.0.17"), ("8.0.0", "3.0.0"), ("7.8.5", "1.1.10"),
+                                                  ("8.2.0rc1", "3.1.0a2")])
+def test_matching_pairs_pass(ipywidgets, frontend):
+    assert widget_frontend_problem(ipywidgets, frontend) is None
+
+
+def test_ipywidgets_8_with_the_old_front_end_names_both_versions_and_the_pip_fix():
+    problem = widget_frontend_problem("8.1.9", "1.1.7", python="/venv/bin/python")
+    assert problem is not None
+    assert "ipywidgets 8.1.9 needs jupyterlab_widgets 3.x" in problem and "1.1.7 is installed" in problem
+    assert '/venv/bin/python -m pip install "jupyterlab_widgets>=3,<4"' in problem
+    assert "Error displaying widget" in problem
+
+
+def test_ipywidgets_7_with_the_new_front_end_is_fixed_by_the_courses_ipywidgets():
+    problem = widget_frontend_problem("7.8.5", "3.0.17", python="py")
+    assert problem is not None and "ipywidgets 7.8.5 needs jupyterlab_widgets 1.x" in problem
+    assert 'py -m pip install "ipywidgets>=8,<9"' in problem  # not a downgrade of the front-end
+
+
+def test_missing_front_end_or_ipywidgets_says_what_to_install():
+    missing = widget_frontend_problem("8.1.9", None, python="py")
+    assert missing is not None and "jupyterlab_widgets 3.x" in missing
+    assert 'py -m pip install "jupyterlab_widgets>=3,<4"' in missing
+    none = widget_frontend_problem(None, "3.0.17", python="py")
+    assert none is not None and 'py -m pip install "ipywidgets>=8,<9"' in none
+
+
+@pytest.mark.parametrize("ipywidgets", ["9.0.0", "6.0.0", "unknown"])
+def test_an_ipywidgets_the_doctor_does_not_know_is_not_passed(ipywidgets):
+    problem = widget_frontend_problem(ipywidgets, "3.0.17", python="py")
+    assert problem is not None and ipywidgets in problem
+    assert 'py -m pip install "ipywidgets>=8,<9"' in problem
+
+
+def test_the_doctor_reports_this_environments_pair():
+    check = _widget_frontend_check()
+    pair = f"ipywidgets {version('ipywidgets')} with jupyterlab_widgets {version('jupyterlab_widgets')}"
+    assert check.ok and check.detail == pair and not check.required
