@@ -30,7 +30,7 @@ def smoke_lesson(tmp_path: Path) -> tuple[Path, dict]:
     """``notebooks/00_golden_rule.ipynb`` with the smoke profile's parameters injected."""
     import papermill
 
-    from tlcourse.runner import prepare_run
+    from tlcourse.course.runner import prepare_run
 
     plan = prepare_run(ROOT, profile="smoke", only=LESSON[:2])
     [selected] = plan.notebooks
