@@ -117,7 +117,7 @@ def test_bank_validation_reports_all_problems_and_duplicate_ids():
 def test_yaml_level_errors(tmp_path):
     dup = tmp_path / "dup.yaml"
     dup.write_text("- id: a\n  kind: text\n  prompt: x\n  answer: a\n  answer: b\n")
-    with pytest.raises(BankError, match="duplicate key 'answer'"):
+    with pytest.raises(BankError, match=r"dup.yaml, line 5: the key 'answer' appears twice \(line 4 and line 5\)"):
         load_bank(dup)
     broken = tmp_path / "broken.yaml"
     broken.write_text("- id: a\n  kind: [text\n")

@@ -5,29 +5,12 @@ answers without waiting for anyone.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
 papermill = pytest.importorskip("papermill")
-
-
-@pytest.fixture(scope="module")
-def python3_kernel() -> str:
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    if "python3" not in KernelSpecManager().find_kernel_specs():
-        done = subprocess.run(
-            [sys.executable, "-m", "ipykernel", "install", "--user", "--name", "python3"],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0 or "python3" not in KernelSpecManager().find_kernel_specs():
-            pytest.skip(f"no 'python3' Jupyter kernel and ipykernel could not install one: {done.stderr[-300:]}")
-    return "python3"
 
 
 def _notebook(path: Path) -> None:

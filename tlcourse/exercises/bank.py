@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .._yaml import SafeLoader, load_file
 from ..errors import CourseError
 from .checkers import CHECKERS, get_checker, module_path_problem
 from .checkers.common import value_close
@@ -59,12 +58,12 @@ def normalise(text: Any) -> str:
 # --------------------------------------------------------------------------- YAML loading
 
 
-class _BankLoader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-3`` as a float and refuses duplicate keys.
+class _BankLoader(SafeLoader):
+    """The course's YAML loader (duplicate keys refused), reading ``1e-3`` as a float.
 
     PyYAML follows YAML 1.1, where ``1e-3`` (no dot) is a *string*: a learning rate written
     that way would silently never match. A duplicated ``answer:`` key would silently keep
-    the last one.
+    the last one; :class:`tlcourse._yaml.SafeLoader` refuses it.
     """
 
 
@@ -73,22 +72,6 @@ _BankLoader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
     list("-+0123456789"),
 )
-
-
-def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
-    loader.flatten_mapping(node)
-    seen: set = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_BankLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
 
 # --------------------------------------------------------------------------- questions
@@ -453,14 +436,7 @@ def parse_bank(data: Any, bank_id: str, source: str = "<bank>", path: Path | Non
 def load_bank(path: str | os.PathLike[str]) -> Bank:
     """Read and validate the bank file at ``path``; its id is the file stem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BankError(f"Cannot read question bank {path}: {exc.strerror or exc}.") from exc
-    try:
-        data = yaml.load(text, Loader=_BankLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise BankError(f"{path} is not valid YAML: {exc}") from exc
+    data = load_file(path, _BankLoader, error=BankError)
     return parse_bank(data, bank_id=path.stem, source=str(path), path=path)
 
 

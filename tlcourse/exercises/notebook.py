@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._env import EXAM_ENV, HEADLESS_ENV, env_flag
 from ..errors import CourseError, InvalidParameterError
 from .bank import Bank, Question, find_bank, load_bank
 from .checkers import get_checker
@@ -42,12 +43,7 @@ from .progress import (
 )
 from .widgets import QuestionWidget
 
-_TRUE = {"1", "true", "yes", "on"}
 _NO_ANSWER = object()
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
 
 
 def in_kernel() -> bool:
@@ -62,12 +58,12 @@ def in_kernel() -> bool:
 
 def is_headless() -> bool:
     """``TLCOURSE_HEADLESS=1`` (set by the course runner), or no kernel to draw widgets in."""
-    return _env_flag("TLCOURSE_HEADLESS") or not in_kernel()
+    return env_flag(HEADLESS_ENV) or not in_kernel()
 
 
 def is_exam() -> bool:
     """``TLCOURSE_EXAM=1``: solutions cannot be revealed."""
-    return _env_flag("TLCOURSE_EXAM")
+    return env_flag(EXAM_ENV)
 
 
 def _blank(answer: Any) -> bool:
