@@ -58,7 +58,7 @@ def _nbval(paths: list[Path], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_executed_lessons_pass_nbval(smoke_run):
-    """nbval re-executes the papermill outputs; cells marked NBVAL_CHECK_OUTPUT must match."""
+    """nbval re-executes the papermill outputs; cells tagged nbval-check-output must match."""
     out, results = smoke_run
     executed = sorted(out.glob("[0-9][0-9]_*.ipynb"))
     assert len(executed) == len(LESSONS)
