@@ -37,7 +37,8 @@ from torch import nn
 
 from filesnap import snapshot
 from loopback_server import LoopbackServer, loopback_server, shared_data_dir  # noqa: F401
-from tlcourse import atomic, pack, results
+from tlcourse import atomic, pack
+from tlcourse.course import results
 from tlcourse.cli import main
 from tlcourse.data import download as dl
 from tlcourse.data.commands import fetch

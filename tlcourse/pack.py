@@ -4,7 +4,7 @@ A workshop room often has no network, or forty laptops sharing one slow link. Th
 ``tlcourse pack --out course-pack.tar`` once, on a machine that has everything, and hands the
 file out on USB sticks; each learner runs ``tlcourse unpack course-pack.tar``. The files land
 where the course already looks - datasets in ``TLCOURSE_CACHE/data``, ImageNet weights in
-torch's hub cache (``<hub>/checkpoints``, where torchvision and :mod:`tlcourse.assets` look) -
+torch's hub cache (``<hub>/checkpoints``, where torchvision and :mod:`tlcourse.models.weights` look) -
 so nothing else changes, and ``tlcourse doctor`` shows them.
 
 Format: a plain, uncompressed tar (JPEG/PNG images and weight files barely compress, and a
@@ -22,7 +22,7 @@ files by the same tlcourse version are byte-identical, and a teacher can compare
 What keeps a classroom safe:
 
 - ``pack`` checks every file against the sha256 the course records (the dataset manifests of
-  :mod:`tlcourse.data.registry`, :data:`tlcourse.assets.OFFLINE_WEIGHTS`) while writing it,
+  :mod:`tlcourse.data.registry`, :data:`tlcourse.models.registry.OFFLINE_WEIGHTS`) while writing it,
   into a temporary file beside ``--out`` that is renamed only when complete: an interrupted
   or failed pack never looks finished. An existing file at ``--out`` (perhaps last week's
   pack, already handed out) is never replaced unless ``--force`` says so.
