@@ -1,16 +1,20 @@
 """tlcourse: the helper package behind the transfer-learning course.
 
-The notebooks show each idea in plain PyTorch; this package holds the plumbing: offline
-pretrained weights (:mod:`tlcourse.assets`, :mod:`tlcourse.models`), real datasets
+The notebooks show each idea in plain PyTorch; this package holds the plumbing: pretrained
+backbones and their offline weights (:mod:`tlcourse.models`), real datasets
 (:mod:`tlcourse.data`), the training loop (:mod:`tlcourse.training`), cached features
-(:mod:`tlcourse.features`), plots (:mod:`tlcourse.visualisation`), exercises
-(:mod:`tlcourse.exercises`) and the course runner (:mod:`tlcourse.runner`).
+(:mod:`tlcourse.features`), plots (:mod:`tlcourse.plots`), exercises
+(:mod:`tlcourse.exercises`) and the course itself: lessons, the runner and the command line
+(:mod:`tlcourse.course`). ``CONTRIBUTING.md`` maps every module.
 """
 __version__ = "0.1.0"
 
+# Every public submodule, so that ``import tlcourse; tlcourse.plots`` works without importing
+# torch up front (tests/test_package.py checks this list against the package's folders).
 _SUBMODULES = {
-    "assets", "data", "device", "errors", "exercises", "export", "features", "gradcam", "lesson",
-    "models", "optim", "pack", "params", "paths", "results", "runner", "training", "visualisation",
+    "atomic", "cli", "course", "csvsafe", "data", "deployment", "device", "doctor", "errors",
+    "exercises", "experiments", "export", "features", "metrics", "models", "optim", "pack",
+    "paths", "plots", "safeload", "training",
 }
 
 
@@ -21,3 +25,7 @@ def __getattr__(name: str):
 
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'tlcourse' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_SUBMODULES})
