@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tlcourse.deployment import file_size_mb, machine_load, measure_latency, saved_size_mb, throughput, torch_threads
+from tlcourse.deploy import file_size_mb, machine_load, measure_latency, saved_size_mb, throughput, torch_threads
 from tlcourse.errors import CourseError, InvalidParameterError
 from tlcourse.models import create_model
 
@@ -53,7 +53,7 @@ def test_script_runs_quick_and_prints_its_ratio(script, monkeypatch, capsys, sha
     assert torch.get_num_threads() == threads_before
 
 
-# ------------------------------------------------------------------ tlcourse.deployment
+# ------------------------------------------------------------------ tlcourse.deploy.latency
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from PIL import Image
 from filesnap import snapshot
 from test_export import LeafExport, leaf_export  # noqa: F401  (the shared session fixture)
 from tlcourse.cli import main
-from tlcourse.export import open_image
+from tlcourse.deploy import open_image
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -140,7 +140,7 @@ def test_a_named_pipe_is_reported_never_opened(
     leaf_export: LeafExport, tmp_path: Path, capsys: pytest.CaptureFixture[str]  # noqa: F811
 ) -> None:
     """Opening a FIFO with no writer waits forever: it must be refused before it is opened."""
-    from tlcourse.export import _gather
+    from tlcourse.deploy import _gather
 
     pipe = tmp_path / "photo.jpg"
     os.mkfifo(pipe)

@@ -23,7 +23,7 @@ from torch import nn
 
 import tlcourse
 from tlcourse.errors import CourseError, InvalidParameterError
-from tlcourse.export import export_model, load_exported, read_metadata
+from tlcourse.deploy import export_model, load_exported, read_metadata
 from tlcourse.models import Preprocessing, create_model, get_head, pooled_features
 
 IMAGE_SIZE = 64

@@ -331,7 +331,7 @@ def test_elpv_copy_from_a_pack_is_found_when_the_package_is_missing(
 
 def _tiny_export(path: Path, class_names: list[str]) -> Path:
     """A real (small) exported classifier: torch.export program + tlcourse metadata."""
-    from tlcourse.export import export_model
+    from tlcourse.deploy import export_model
     from tlcourse.models import Preprocessing
 
     torch.manual_seed(0)
@@ -379,7 +379,7 @@ def test_predict_refuses_an_export_whose_class_names_do_not_match_its_outputs(
 ) -> None:
     import zipfile
 
-    from tlcourse.export import METADATA_FILE
+    from tlcourse.deploy import METADATA_FILE
 
     good = _tiny_export(tmp_path / "leaves.pt2", ["healthy", "late blight", "bacterial spot"])
     other = tmp_path / "ants_bees.pt2"  # the metadata of a 2-class model on a 3-output network

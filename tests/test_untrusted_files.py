@@ -30,7 +30,7 @@ from filesnap import snapshot
 from test_export import LeafExport, leaf_export  # noqa: F401  (the shared session fixture)
 from tlcourse.cli import main
 from tlcourse.errors import CourseError, UnsafeFileError
-from tlcourse.export import load_exported
+from tlcourse.deploy import load_exported
 
 # ----------------------------------------------------------------------------- payloads
 
