@@ -76,7 +76,7 @@ def scan_8000(leaf_export: LeafExport, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from /proc (Linux)")
-@pytest.mark.parametrize("door", ["cli"])
+@pytest.mark.parametrize("door", ["cli", "api"])
 def test_an_8000_px_jpeg_is_decoded_at_a_reduced_scale(
     door: str, leaf_export: LeafExport, scan_8000: Path, checkout_env: dict[str, str]
 ) -> None:
@@ -91,6 +91,26 @@ def test_an_8000_px_jpeg_is_decoded_at_a_reduced_scale(
     # a full decode holds 192 MB of pixels plus an RGB copy (~400 MB); 1/8 scale: 3 MB
     assert peak < 300, f"predicting ({door}) on an 8000x8000 JPEG raised peak memory by {peak:.0f} MB"
     assert snapshot(scan_8000.parent) == before
+
+
+def test_predicting_from_a_path_gets_the_reduced_decode_of_the_command(
+    leaf_export: LeafExport, loaded, tmp_path: Path
+) -> None:
+    """The Python API opens paths as ``tlcourse predict`` does: a scan above
+    ``DRAFT_ABOVE_PIXELS`` gives the model the reduced decode, so the two agree."""
+    scan = _big_jpeg(leaf_export.held_out[2], tmp_path / "scan.jpg", 4096)  # 16.8 MP
+    assert 4096 * 4096 > DRAFT_ABOVE_PIXELS
+    transform = loaded.preprocessing.transforms()
+    reduced = transform(open_image(scan, min_size=loaded.preprocessing.resize_size))
+    with Image.open(scan) as img:
+        full = transform(img.convert("RGB"))
+    assert not torch.equal(reduced, full)  # otherwise this test could not tell the two apart
+    assert torch.equal(loaded.preprocess(scan)[0], reduced)
+    assert torch.equal(loaded.preprocess([str(scan)])[0], reduced)
+    with torch.inference_mode():
+        expected = loaded.model(reduced[None]).softmax(1)[0]
+    (top,) = loaded.predict(scan)
+    assert top[0] == (loaded.class_names[int(expected.argmax())], pytest.approx(float(expected.max()), abs=1e-6))
 
 
 def test_ordinary_photos_are_decoded_in_full_and_predicted_as_before(

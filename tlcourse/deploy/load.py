@@ -161,10 +161,14 @@ class ExportedModel:
 
         Each image is resized (shorter side to ``resize_size``), centre-cropped to
         ``crop_size`` and normalised: torchvision's ``weights.transforms()`` recipe. Paths are
-        opened with Pillow; an unreadable file raises a :class:`CourseError` naming it.
+        opened as ``tlcourse predict`` opens them (:func:`tlcourse.deploy.images.open_image`
+        with ``resize_size``: a huge JPEG is decoded at a reduced scale, so the two give the
+        same answers and a scan does not take hundreds of MB); an unreadable file raises a
+        :class:`CourseError` naming it.
         """
         transform = self.preprocessing.transforms()
-        batch = [transform(as_image(item)) for item in as_list(images)]
+        resize = self.preprocessing.resize_size
+        batch = [transform(as_image(item, resize)) for item in as_list(images)]
         if not batch:
             raise InvalidParameterError("No images were given to predict.")
         return torch.stack(batch)
