@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
 import torch  # noqa: E402
 
 from tlcourse import data  # noqa: E402
-from tlcourse.deployment import machine_load, torch_threads  # noqa: E402
+from tlcourse.deploy import machine_load, torch_threads  # noqa: E402
 from tlcourse.models import get_spec  # noqa: E402
 
 T = TypeVar("T")

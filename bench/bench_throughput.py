@@ -1,7 +1,7 @@
 """Inference throughput (images/s) of each offline backbone at 224/160/128 px, channels-last or not.
 
 Real PlantVillage images, normalised with each backbone's own preprocessing, one batch timed
-repeatedly in eval mode under ``torch.inference_mode`` (``tlcourse.deployment.throughput``),
+repeatedly in eval mode under ``torch.inference_mode`` (``tlcourse.deploy.throughput``),
 with a fixed number of CPU threads (default 2). The final ratio is the geometric mean, over
 backbones and sizes, of the channels-last speed-up (the claim behind ``fit`` and
 ``extract_features`` switching to channels-last on the CPU).
@@ -13,7 +13,7 @@ from __future__ import annotations
 from _common import footer, geometric_mean, header, parser, print_ratio
 
 from tlcourse import data
-from tlcourse.deployment import measure_latency
+from tlcourse.deploy import measure_latency
 from tlcourse.models import OFFLINE_BACKBONES, create_model, get_spec
 
 

@@ -183,7 +183,7 @@ def test_pack_that_cannot_be_written_fails_in_one_line_and_leaves_nothing(
 
 def _tiny_export(target: Path) -> Path:
     """A real exported model: a small CNN captured with torch.export and written by tlcourse."""
-    from tlcourse.export import export_model
+    from tlcourse.deploy import export_model
     from tlcourse.models import get_spec
 
     torch.manual_seed(0)

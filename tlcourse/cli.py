@@ -82,10 +82,10 @@ def _add_exercises(sub: argparse._SubParsersAction) -> None:
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify images with an exported tlcourse model")
-    p.add_argument("--model", required=True, help="a file written by tlcourse.export.export_model")
+    p.add_argument("--model", required=True, help="a file written by tlcourse.deploy.export_model")
     p.add_argument("paths", nargs="+", help="image files or folders")
     p.add_argument("--top-k", type=int, default=1)
-    p.set_defaults(func=_handler("tlcourse.export", "cli_predict"))
+    p.set_defaults(func=_handler("tlcourse.deploy.predict", "cli_predict"))
 
 
 def _add_pack(sub: argparse._SubParsersAction) -> None:

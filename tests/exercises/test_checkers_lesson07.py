@@ -16,7 +16,7 @@ import torch
 
 from tlcourse.exercises import Exercises
 from tlcourse.exercises.checkers.lesson07 import exported_model_file, per_class_recall
-from tlcourse.export import export_model
+from tlcourse.deploy import export_model
 from tlcourse.models import create_model, get_head, pooled_features
 
 BANK = "07_case_plant_disease"

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from tlcourse.deployment import measure_latency
+from tlcourse.deploy import measure_latency
 from tlcourse.features import extract_features, probe_stages
 from tlcourse.models import FlipAverage, create_model, keep_frozen_bn_in_eval, stage_modules, unfreeze_top
 from tlcourse.models.modes import evaluating

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tlcourse.export import export_model, load_exported
+from tlcourse.deploy import export_model, load_exported
 from tlcourse.models import FlipAverage, create_model, get_spec
 from tlcourse.training import evaluate
 

@@ -105,7 +105,7 @@ def exported_model_file(
     Only the metadata is read (fast); the network itself is checked by ``export_model`` when
     it writes the file.
     """
-    from ...export import read_metadata
+    from ...deploy import read_metadata
     from ...models import get_spec
 
     if path is None or not isinstance(path, (str, os.PathLike)):

@@ -28,9 +28,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .device import pick_device
-from .errors import CourseError, InvalidParameterError
-from .models.modes import evaluating
+from ..device import pick_device
+from ..errors import CourseError, InvalidParameterError
+from ..models.modes import evaluating
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
@@ -134,7 +134,7 @@ def measure_latency(
     was_channels_last = _first_conv_is_channels_last(model)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     times: list[float] = []
-    # fixed_ok: a graph loaded from a torch.export file (tlcourse.export.load_exported) refuses
+    # fixed_ok: a graph loaded from a torch.export file (tlcourse.deploy.load_exported) refuses
     # eval() and always runs as exported, which is what a timing of it should see
     with torch_threads(threads) as used_threads, evaluating(model, fixed_ok=True):
         try:
