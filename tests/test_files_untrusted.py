@@ -197,7 +197,7 @@ def test_export_pack_summary_progress_and_results_files_are_readable_by_others(
     tmp_path: Path, umask: None, small_packs: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tlcourse.exercises import progress
-    from tlcourse.runner import NotebookResult, RunSummary, write_report
+    from tlcourse.course.runner import NotebookResult, RunSummary, write_report
 
     written = {
         "export": _tiny_export(tmp_path / "model.pt2"),
