@@ -15,7 +15,6 @@ Every file is checked against its sha256 before it is used or copied.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ._hashing import sha256_file
 from .atomic import atomic_path, why_unwritable
 from .errors import AssetNotFoundError, ChecksumError, CourseError
 
@@ -67,14 +67,6 @@ EFFICIENTNET_LITE0 = WeightFile(
     sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
 )
 OFFLINE_WEIGHTS = {"mobilenet_v2": MOBILENET_V2, "efficientnet_lite0": EFFICIENTNET_LITE0}
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def hub_checkpoint_dir() -> Path:

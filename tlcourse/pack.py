@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import hashlib
 import io
 import json
 import os
@@ -50,8 +49,9 @@ from typing import Any, BinaryIO
 
 from tqdm.auto import tqdm
 
+from ._hashing import CHUNK, HashingReader, sha256_file
+from .assets import OFFLINE_WEIGHTS, WeightFile, hub_checkpoint_dir
 from .atomic import atomic_path
-from .assets import OFFLINE_WEIGHTS, WeightFile, hub_checkpoint_dir, sha256_file
 from .errors import AssetNotFoundError, ChecksumError, CourseError, unknown_name
 from .paths import cache_dir, data_cache_dir
 
@@ -78,7 +78,6 @@ PACK_FORMAT_VERSION = 1
 MANIFEST_NAME = "MANIFEST.json"
 DATA_PREFIX = "data/"
 WEIGHTS_PREFIX = "weights/"
-_CHUNK = 1 << 20
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _MAX_MANIFEST_BYTES = 16 << 20
 _HOW_TO_BUILD = "Build one on a machine with everything installed: `tlcourse pack --out FILE`."
@@ -268,24 +267,17 @@ def _sources(members: list[PackMember]) -> list[tuple[PackMember, Path]]:
 # pack
 
 
-class _HashingReader:
-    """A read-only file wrapper that hashes (and counts) what passes through it."""
-
-    def __init__(self, raw: BinaryIO, bar: tqdm) -> None:
-        self.raw, self.bar, self.digest, self.count = raw, bar, hashlib.sha256(), 0
+class _SourceReader(HashingReader):
+    """A source file being packed: hashed as it is read, and a read error blamed on the source."""
 
     def read(self, n: int = -1) -> bytes:
         try:
-            block = self.raw.read(n)
+            return super().read(n)
         except OSError as exc:  # a read error is the source's fault, not the pack's folder's
             raise CourseError(
                 f"Could not read {self.raw.name} while packing it: {exc.strerror or exc}. Check the "
                 "disk it is on; no pack was written."
             ) from None
-        self.digest.update(block)
-        self.count += len(block)
-        self.bar.update(len(block))
-        return block
 
 
 def _open_source(source: Path) -> BinaryIO:
@@ -394,9 +386,9 @@ def _write_pack(out: Path, pairs: list[tuple[PackMember, Path]], progress: bool)
             tar.addfile(_tarinfo(MANIFEST_NAME, len(manifest_bytes)), io.BytesIO(manifest_bytes))
             for member, source in pairs:
                 with _open_source(source) as src:
-                    reader = _HashingReader(src, bar)
+                    reader = _SourceReader(src, bar.update)
                     tar.addfile(_tarinfo(member.path, member.size), reader)  # type: ignore[arg-type]
-                got = reader.digest.hexdigest()
+                got = reader.hexdigest()
                 if got != member.sha256:
                     fix = (f"check it with `tlcourse data verify {member.asset}` and re-fetch it"
                            if member.kind == "dataset" else
@@ -589,15 +581,12 @@ def _stage(tar: tarfile.TarFile, pack: Path, listed: dict[str, PackMember], stag
                 raise _damaged(pack, f"member {info.name} has {info.size:,} bytes, the manifest says {member.size:,}")
             target = staging.joinpath(*info.name.split("/"))
             target.parent.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256()
             handle = tar.extractfile(info)
             assert handle is not None
             with handle, open(target, "wb") as out:
-                while block := handle.read(_CHUNK):
-                    digest.update(block)
-                    out.write(block)
-                    bar.update(len(block))
-            got = digest.hexdigest()
+                reader = HashingReader(handle, bar.update)
+                shutil.copyfileobj(reader, out, CHUNK)  # type: ignore[misc]
+            got = reader.hexdigest()
             if got != member.sha256:
                 raise ChecksumError(
                     f"The pack {pack} is damaged: member {info.name} (for {member.asset}) has sha256 "

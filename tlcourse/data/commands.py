@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..assets import sha256_file
+from .._hashing import sha256_file
 from ..errors import AssetNotFoundError, ChecksumError, CourseError
 from ..paths import data_cache_dir
 from .registry import DATASETS, DatasetInfo, ManifestEntry, find_copy, get_info, locate

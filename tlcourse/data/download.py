@@ -23,7 +23,6 @@ installed for a download to work; ``tqdm`` draws the progress bars.
 from __future__ import annotations
 
 import functools
-import hashlib
 import http.client
 import math
 import os
@@ -44,6 +43,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
+from .._hashing import sha256_file
 from ..atomic import temp_dir
 from ..errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
 
@@ -233,14 +233,6 @@ class _Hosts:
 # helpers
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _short(digest: str) -> str:
     return digest[:12] + "..."
 
@@ -277,7 +269,7 @@ def _is_complete(path: Path, sha256: str | None, size: int | None) -> bool:
         return False
     if not stat.S_ISREG(st.st_mode) or (size is not None and st.st_size != size):
         return False
-    return sha256 is None or _sha256_file(path) == sha256
+    return sha256 is None or sha256_file(path) == sha256
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -539,7 +531,7 @@ def _download_file(
             if sha256 is None and size_ok:
                 os.replace(part, dest)
                 return dest
-            got_sha = _sha256_file(part) if size_ok and sha256 is not None else None
+            got_sha = sha256_file(part) if size_ok and sha256 is not None else None
             if got_sha is not None and got_sha == sha256:
                 os.replace(part, dest)
                 return dest
