@@ -5,6 +5,7 @@ socket; the server's switches make it corrupt, cut short, stall or ignore ``Rang
 """
 from __future__ import annotations
 
+import stat
 import zipfile
 from pathlib import Path
 
@@ -343,6 +344,32 @@ def test_extract_zip_rejects_escaping_members(tmp_path: Path, evil: str) -> None
     assert not out.exists()
     assert not any(p.name == "evil" for p in tmp_path.rglob("*"))
     assert not (tmp_path / "deep").exists()  # checked before anything was created
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "said"),
+    [
+        ("good\\leaf.jpg", stat.S_IFREG, "(a backslash)"),
+        ("./leaf.jpg", stat.S_IFREG, "(an empty or '.' path component)"),
+        ("good//leaf.jpg", stat.S_IFREG, "(an empty or '.' path component)"),
+        ("good/leaf.jpg", stat.S_IFLNK, "contains a symbolic link, 'good/leaf.jpg'"),
+        ("good/leaf.jpg", stat.S_IFIFO, "contains a special file (device or pipe), 'good/leaf.jpg'"),
+    ],
+)
+def test_extract_zip_refuses_what_a_classroom_pack_refuses(tmp_path: Path, name: str, kind: int, said: str) -> None:
+    """Zips and packs follow one rule set: no backslash, '.' or empty component, link or device."""
+    (rel, _, _), = plantvillage_files(1)
+    member = zipfile.ZipInfo(name)
+    member.external_attr = (kind | 0o644) << 16
+    archive = tmp_path / "odd.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(DATA / rel, "other/leaf.jpg")
+        zf.writestr(member, (DATA / rel).read_bytes())
+    out = tmp_path / "out"
+    with pytest.raises(UnsafeArchiveError, match="Nothing was extracted") as info:
+        extract_zip(archive, out)
+    assert said in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.zip"]  # not even a temporary folder
 
 
 def test_extract_zip_missing_prefix_and_damaged_archive(tmp_path: Path) -> None:

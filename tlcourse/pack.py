@@ -49,6 +49,7 @@ from typing import Any, BinaryIO
 
 from tqdm.auto import tqdm
 
+from ._archive import FILE, member_kind, unsafe_name
 from ._hashing import CHUNK, HashingReader, sha256_file
 from .assets import OFFLINE_WEIGHTS, WeightFile, hub_checkpoint_dir
 from .atomic import atomic_path
@@ -411,15 +412,7 @@ def _write_pack(out: Path, pairs: list[tuple[PackMember, Path]], progress: bool)
 def _check_member_path(name: str, pack: Path) -> None:
     """Refuse a member name that could escape the cache or is not a course file's place."""
     parts = name.split("/")
-    unsafe = (
-        not name
-        or name.startswith("/")
-        or "\\" in name
-        or "\x00" in name
-        or bool(re.match(r"^[A-Za-z]:", name))
-        or any(part in ("", ".", "..") for part in parts)
-    )
-    if unsafe or len(parts) < 2 or (parts[0] + "/") not in (DATA_PREFIX, WEIGHTS_PREFIX) or (
+    if unsafe_name(name) is not None or len(parts) < 2 or (parts[0] + "/") not in (DATA_PREFIX, WEIGHTS_PREFIX) or (
         parts[0] + "/" == WEIGHTS_PREFIX and len(parts) != 2
     ):
         raise UnsafePackError(
@@ -555,9 +548,8 @@ def _stage(tar: tarfile.TarFile, pack: Path, listed: dict[str, PackMember], stag
                 continue  # MANIFEST.json, read and checked already
             current = info.name
             _check_member_path(info.name, pack)
-            if not info.isreg():
-                kind = "a symbolic link" if info.issym() else "a hard link" if info.islnk() else (
-                    "a folder" if info.isdir() else "not a plain file")
+            kind = member_kind(info)
+            if kind != FILE:
                 raise UnsafePackError(
                     f"{pack}: member {info.name!r} is {kind}; a classroom pack holds plain files "
                     f"only. Nothing was installed. Do not use this file. {_HOW_TO_BUILD}"

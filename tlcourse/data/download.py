@@ -43,6 +43,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
+from .._archive import FILE, FOLDER, member_kind, unsafe_name
 from .._hashing import sha256_file
 from ..atomic import temp_dir
 from ..errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
@@ -711,23 +712,24 @@ def _many_error(
 # archives
 
 
-def _safe_member_path(name: str, archive: Path) -> PurePosixPath:
-    """The relative path of a zip member, or UnsafeArchiveError if it could escape."""
-    cleaned = name.replace("\\", "/")
-    path = PurePosixPath(cleaned)
-    if (
-        cleaned.startswith("/")
-        or re.match(r"^[A-Za-z]:", cleaned)
-        or ".." in path.parts
-        or "\x00" in cleaned
-    ):
+def _member_path(info: zipfile.ZipInfo, archive: Path) -> PurePosixPath:
+    """The relative path of a zip member; UnsafeArchiveError if it could escape or is a link."""
+    name = info.filename.removesuffix("/") if info.is_dir() else info.filename
+    reason = unsafe_name(name)
+    if reason is not None:
         raise UnsafeArchiveError(
-            f"{archive} contains the member {name!r}, which would be written outside the "
-            "extraction folder (absolute path or '..'). Nothing was extracted. This is not an "
-            f"archive the course expects: delete {archive} and download it again, and if it "
-            "happens again report the URL it came from."
+            f"{archive} contains the member {info.filename!r}, which could be written outside "
+            f"the extraction folder ({reason}). Nothing was extracted. This is not an archive "
+            f"the course expects: delete {archive} and download it again, and if it happens "
+            "again report the URL it came from."
         )
-    return path
+    kind = member_kind(info)
+    if kind not in (FILE, FOLDER):
+        raise UnsafeArchiveError(
+            f"{archive} contains {kind}, {info.filename!r}; the course's archives hold plain "
+            f"files only. Nothing was extracted. Delete {archive} and download it again."
+        )
+    return PurePosixPath(name)
 
 
 def extract_zip(
@@ -762,15 +764,7 @@ def extract_zip(
         plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
         top_level: set[str] = set()
         for info in zf.infolist():
-            rel = _safe_member_path(info.filename, archive)
-            if not rel.parts:
-                continue
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise UnsafeArchiveError(
-                    f"{archive} contains the symbolic link {info.filename!r}; the course's "
-                    f"archives hold plain files only. Nothing was extracted. Delete {archive} "
-                    "and download it again."
-                )
+            rel = _member_path(info, archive)
             top_level.add(rel.parts[0])
             if prefix is not None:
                 if rel.parts[: len(prefix.parts)] != prefix.parts:
