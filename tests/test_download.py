@@ -420,6 +420,22 @@ def test_download_through_mirrors(
         assert (tmp_path / name).read_bytes() == (DATA / rel).read_bytes()
 
 
+def test_a_folder_mirror_without_the_file_names_it_and_is_not_asked_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (rel, sha, size), = plantvillage_files(1)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    monkeypatch.setenv("TLCOURSE_MIRROR", str(mirror))
+    dest = tmp_path / "cache" / "leaf.jpg"
+    with pytest.raises(DownloadError) as info:
+        download_file(mirror_url("https://unreachable.invalid/" + rel, rel), dest, sha, size, progress=False)
+    message = str(info.value)
+    assert "(1 attempt)" in message  # a missing file is not there the next second either
+    assert f"{mirror / rel}: No such file or directory" in message and "TLCOURSE_MIRROR" in message
+    assert list((tmp_path / "cache").iterdir()) == [] and list(mirror.iterdir()) == []
+
+
 def test_raw_spaces_in_url_are_quoted(loopback_server: LoopbackServer, tmp_path: Path) -> None:
     (rel, sha, size), = plantvillage_files(1)
     raw = loopback_server.base_url + rel  # unquoted, as a careless registry might write it
