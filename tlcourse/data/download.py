@@ -19,14 +19,27 @@ stale. The rules here follow from that:
 
 ``requests`` speaks HTTP (separate connect and read timeouts, redirects, proxies, TLS) and
 ``tqdm`` draws the progress bars. Why not pooch, which scikit-image and SciPy fetch their data
-with (``pooch.retrieve(url, known_hash=...)``)? Its model is "download to a temporary file,
-verify, move; delete the temporary file on any failure", and each step contradicts a promise
-above: the partial bytes are deleted, so nothing can be resumed with ``Range`` (its
-``HTTPDownloader`` also rewrites the file from byte 0 whatever the status); a wrong file at
-``dest`` stays there until a good one arrives; its retries ask again after a checksum failure
-and after a 404, with fixed waits of 1 to 10 s; it knows no ``file://`` mirror; and it logs a
-line per file, 2,250 for PlantVillage. What it would do for us - verify, then rename - is the
-dozen lines of :func:`_put_in_place`.
+with (``pooch.retrieve(url, known_hash="sha256:...")``)? Its model is "download into a
+temporary file, verify, move; delete the temporary file on any failure", and what is kept here
+is what that model cannot do:
+
+- resuming: pooch deletes the partial bytes on any failure, and its ``HTTPDownloader`` writes
+  the body from byte 0 whatever the status, so a ``Range`` request is of no use to it. Even
+  with our own downloader in front, ``pooch.retrieve`` (tried: 13 more lines than
+  :func:`_put_in_place`) deletes a verified download when the process dies before its rename.
+- a wrong file at ``dest`` is deleted at once; pooch leaves it there until a good one arrives.
+- retries: pooch asks again after a checksum failure and after a 404, with fixed 1 to 10 s
+  waits; here only network failures and 408, 425, 429 and 5xx answers are retried.
+- bounded waits: requests (which pooch uses too) bounds them; naming the host and not asking
+  a silent one again, and giving up on a dataset after its first files all failed
+  (:func:`download_many`), are ours. pooch fetches one file at a time.
+- a ``file://`` mirror (pooch knows http, ftp, sftp and doi), and quiet logs (pooch writes a
+  line per file to stderr: 2,250 for PlantVillage).
+- extracting: pooch's ``Unzip`` calls ``ZipFile.extractall`` into the final folder, which
+  silently rewrites dangerous names and leaves half a dataset when interrupted
+  (:func:`extract_zip`).
+
+Refusing to write into ``TLCOURSE_DATA`` is :func:`tlcourse.data.commands.fetch`'s job.
 """
 from __future__ import annotations
 
