@@ -106,3 +106,23 @@ def imagenet_classifier():
     from tlcourse.models import get_spec, load_backbone
 
     return load_backbone("mobilenet_v2").eval(), get_spec("mobilenet_v2").preprocessing
+
+
+# ----------------------------------------------------------------- offline machines (tests/data/)
+
+
+@pytest.fixture
+def offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """A machine with nothing: no TLCOURSE_DATA, empty tlcourse and torch caches, no mirror.
+
+    Returns ``{"cache": TLCOURSE_CACHE, "torch": TORCH_HOME}``; retries do not wait.
+    """
+    from tlcourse.data import download as dl
+
+    cache, torch_home = tmp_path / "cache", tmp_path / "torch"
+    monkeypatch.delenv("TLCOURSE_DATA", raising=False)
+    monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
+    monkeypatch.setenv("TLCOURSE_CACHE", str(cache))
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.setattr(dl, "RETRY_BACKOFF_S", 0.0)
+    return {"cache": cache, "torch": torch_home}
