@@ -251,13 +251,6 @@ def _is_complete(path: Path, sha256: str | None, size: int | None) -> bool:
     return sha256 is None or sha256_file(path) == sha256
 
 
-def _unlink_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
 def _root_cause(exc: BaseException) -> BaseException:
     """The innermost exception: requests wraps urllib3's error, which wraps the socket's."""
     for _ in range(8):  # a handful of layers; never loop on a cycle
@@ -325,7 +318,7 @@ def _fetch_into(
     offset = part.stat().st_size if part.exists() else 0
     if size is not None and offset > size:
         # Longer than the file can be: left by a different version of the file. Start over.
-        _unlink_quietly(part)
+        part.unlink(missing_ok=True)
         offset = 0
     if size is not None and offset == size:
         return True  # complete .part from an earlier run: nothing to fetch, just verify
@@ -334,7 +327,7 @@ def _fetch_into(
         status = response.status_code
         if status == 416 and offset:
             # "Range Not Satisfiable": our .part does not fit the server's file. Start over.
-            _unlink_quietly(part)
+            part.unlink(missing_ok=True)
             raise _RestartFromZero()
         if status >= 400:
             raise _Refused(f"HTTP {status} {response.reason}", retryable=status in _RETRYABLE_STATUS)
@@ -345,7 +338,7 @@ def _fetch_into(
             start, total = _content_range_start(response.headers.get("Content-Range"))
             if start != offset or (size is not None and total is not None and total != size):
                 # The server sent some other slice (or another file's size): do not splice it.
-                _unlink_quietly(part)
+                part.unlink(missing_ok=True)
                 raise _RestartFromZero()
             mode, resumed = "ab", True
         else:
@@ -473,7 +466,7 @@ def _download_file(
     if dest.is_file():
         # A wrong file at dest (older version, damaged copy): never leave it where a loader
         # would trust it, whether or not the new download succeeds.
-        _unlink_quietly(dest)
+        dest.unlink(missing_ok=True)
     url = _requote(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -531,7 +524,7 @@ def _put_in_place(part: Path, dest: Path, sha256: str | None, size: int | None) 
         if got_sha == sha256:
             os.replace(part, dest)
             return None
-    _unlink_quietly(part)
+    part.unlink(missing_ok=True)
     return got_sha, got_size
 
 
