@@ -154,3 +154,23 @@ def python3_kernel() -> str:
         )
     assert "python3" in find_kernel_specs()
     return "python3"
+
+
+# ----------------------------------------------------------------- offline machines (tests/data/)
+
+
+@pytest.fixture
+def offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """A machine with nothing: no TLCOURSE_DATA, empty tlcourse and torch caches, no mirror.
+
+    Returns ``{"cache": TLCOURSE_CACHE, "torch": TORCH_HOME}``; retries do not wait.
+    """
+    from tlcourse.data import download as dl
+
+    cache, torch_home = tmp_path / "cache", tmp_path / "torch"
+    monkeypatch.delenv("TLCOURSE_DATA", raising=False)
+    monkeypatch.delenv(dl.MIRROR_ENV, raising=False)
+    monkeypatch.setenv("TLCOURSE_CACHE", str(cache))
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    monkeypatch.setattr(dl, "RETRY_BACKOFF_S", 0.0)
+    return {"cache": cache, "torch": torch_home}

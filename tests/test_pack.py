@@ -329,6 +329,13 @@ def test_unsafe_paths_and_links_are_refused(tmp_path: Path, machine: dict[str, P
     with pytest.raises(UnsafePackError, match=f"member '{NPZ_MEMBER}' is a symbolic link"):
         unpack(linked, progress=False)
 
+    # A named pipe (or a device) where a dataset file should be.
+    pipe = tarfile.TarInfo(NPZ_MEMBER)
+    pipe.type = tarfile.FIFOTYPE
+    piped = write_tar(tmp_path / "pipe.tar", fine, [(pipe, None)])
+    with pytest.raises(UnsafePackError, match=rf"member '{NPZ_MEMBER}' is a special file \(device or pipe\)"):
+        unpack(piped, progress=False)
+
     assert not (tmp_path.parent / "escape.sh").exists() and not (tmp_path / "escape.sh").exists()
     assert not machine["cache"].exists() and not machine["torch"].exists()
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import hashlib
 import io
 import json
 import os
@@ -50,7 +49,8 @@ from typing import Any, BinaryIO
 
 from tqdm.auto import tqdm
 
-from ._hashing import sha256_file
+from ._archive import FILE, member_kind, unsafe_name
+from ._hashing import CHUNK, HashingReader, sha256_file
 from .atomic import atomic_path
 from .errors import AssetNotFoundError, ChecksumError, CourseError, unknown_name
 from .models.registry import OFFLINE_WEIGHTS
@@ -80,7 +80,6 @@ PACK_FORMAT_VERSION = 1
 MANIFEST_NAME = "MANIFEST.json"
 DATA_PREFIX = "data/"
 WEIGHTS_PREFIX = "weights/"
-_CHUNK = 1 << 20
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _MAX_MANIFEST_BYTES = 16 << 20
 _HOW_TO_BUILD = "Build one on a machine with everything installed: `tlcourse pack --out FILE`."
@@ -270,24 +269,17 @@ def _sources(members: list[PackMember]) -> list[tuple[PackMember, Path]]:
 # pack
 
 
-class _HashingReader:
-    """A read-only file wrapper that hashes (and counts) what passes through it."""
-
-    def __init__(self, raw: BinaryIO, bar: tqdm) -> None:
-        self.raw, self.bar, self.digest, self.count = raw, bar, hashlib.sha256(), 0
+class _SourceReader(HashingReader):
+    """A source file being packed: hashed as it is read, and a read error blamed on the source."""
 
     def read(self, n: int = -1) -> bytes:
         try:
-            block = self.raw.read(n)
+            return super().read(n)
         except OSError as exc:  # a read error is the source's fault, not the pack's folder's
             raise CourseError(
                 f"Could not read {self.raw.name} while packing it: {exc.strerror or exc}. Check the "
                 "disk it is on; no pack was written."
             ) from None
-        self.digest.update(block)
-        self.count += len(block)
-        self.bar.update(len(block))
-        return block
 
 
 def _open_source(source: Path) -> BinaryIO:
@@ -396,9 +388,9 @@ def _write_pack(out: Path, pairs: list[tuple[PackMember, Path]], progress: bool)
             tar.addfile(_tarinfo(MANIFEST_NAME, len(manifest_bytes)), io.BytesIO(manifest_bytes))
             for member, source in pairs:
                 with _open_source(source) as src:
-                    reader = _HashingReader(src, bar)
+                    reader = _SourceReader(src, bar.update)
                     tar.addfile(_tarinfo(member.path, member.size), reader)  # type: ignore[arg-type]
-                got = reader.digest.hexdigest()
+                got = reader.hexdigest()
                 if got != member.sha256:
                     fix = (f"check it with `tlcourse data verify {member.asset}` and re-fetch it"
                            if member.kind == "dataset" else
@@ -421,15 +413,7 @@ def _write_pack(out: Path, pairs: list[tuple[PackMember, Path]], progress: bool)
 def _check_member_path(name: str, pack: Path) -> None:
     """Refuse a member name that could escape the cache or is not a course file's place."""
     parts = name.split("/")
-    unsafe = (
-        not name
-        or name.startswith("/")
-        or "\\" in name
-        or "\x00" in name
-        or bool(re.match(r"^[A-Za-z]:", name))
-        or any(part in ("", ".", "..") for part in parts)
-    )
-    if unsafe or len(parts) < 2 or (parts[0] + "/") not in (DATA_PREFIX, WEIGHTS_PREFIX) or (
+    if unsafe_name(name) is not None or len(parts) < 2 or (parts[0] + "/") not in (DATA_PREFIX, WEIGHTS_PREFIX) or (
         parts[0] + "/" == WEIGHTS_PREFIX and len(parts) != 2
     ):
         raise UnsafePackError(
@@ -565,9 +549,8 @@ def _stage(tar: tarfile.TarFile, pack: Path, listed: dict[str, PackMember], stag
                 continue  # MANIFEST.json, read and checked already
             current = info.name
             _check_member_path(info.name, pack)
-            if not info.isreg():
-                kind = "a symbolic link" if info.issym() else "a hard link" if info.islnk() else (
-                    "a folder" if info.isdir() else "not a plain file")
+            kind = member_kind(info)
+            if kind != FILE:
                 raise UnsafePackError(
                     f"{pack}: member {info.name!r} is {kind}; a classroom pack holds plain files "
                     f"only. Nothing was installed. Do not use this file. {_HOW_TO_BUILD}"
@@ -591,15 +574,12 @@ def _stage(tar: tarfile.TarFile, pack: Path, listed: dict[str, PackMember], stag
                 raise _damaged(pack, f"member {info.name} has {info.size:,} bytes, the manifest says {member.size:,}")
             target = staging.joinpath(*info.name.split("/"))
             target.parent.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256()
             handle = tar.extractfile(info)
             assert handle is not None
             with handle, open(target, "wb") as out:
-                while block := handle.read(_CHUNK):
-                    digest.update(block)
-                    out.write(block)
-                    bar.update(len(block))
-            got = digest.hexdigest()
+                reader = HashingReader(handle, bar.update)
+                shutil.copyfileobj(reader, out, CHUNK)  # type: ignore[misc]
+            got = reader.hexdigest()
             if got != member.sha256:
                 raise ChecksumError(
                     f"The pack {pack} is damaged: member {info.name} (for {member.asset}) has sha256 "

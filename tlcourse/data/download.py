@@ -17,32 +17,54 @@ stale. The rules here follow from that:
   out is not asked again in the same call, so a mirror that accepts connections but never
   replies costs one timeout, not one per file and retry (minutes, for thousands of files).
 
-Only the standard library does the networking (``urllib``), so nothing else needs to be
-installed for a download to work; ``tqdm`` draws the progress bars.
+``requests`` speaks HTTP (separate connect and read timeouts, redirects, proxies, TLS) and
+``tqdm`` draws the progress bars. Why not pooch, which scikit-image and SciPy fetch their data
+with (``pooch.retrieve(url, known_hash="sha256:...")``)? Its model is "download into a
+temporary file, verify, move; delete the temporary file on any failure", and what is kept here
+is what that model cannot do:
+
+- resuming: pooch deletes the partial bytes on any failure, and its ``HTTPDownloader`` writes
+  the body from byte 0 whatever the status, so a ``Range`` request is of no use to it. Even
+  with our own downloader in front, ``pooch.retrieve`` (tried: 13 more lines than
+  :func:`_put_in_place`) deletes a verified download when the process dies before its rename.
+- a wrong file at ``dest`` is deleted at once; pooch leaves it there until a good one arrives.
+- retries: pooch asks again after a checksum failure and after a 404, with fixed 1 to 10 s
+  waits; here only network failures and 408, 425, 429 and 5xx answers are retried.
+- bounded waits: requests (which pooch uses too) bounds them; naming the host and not asking
+  a silent one again, and giving up on a dataset after its first files all failed
+  (:func:`download_many`), are ours. pooch fetches one file at a time.
+- a ``file://`` mirror (pooch knows http, ftp, sftp and doi), and quiet logs (pooch writes a
+  line per file to stderr: 2,250 for PlantVillage).
+- extracting: pooch's ``Unzip`` calls ``ZipFile.extractall`` into the final folder, which
+  silently rewrites dangerous names and leaves half a dataset when interrupted
+  (:func:`extract_zip`).
+
+Refusing to write into ``TLCOURSE_DATA`` is :func:`tlcourse.data.commands.fetch`'s job.
 """
 from __future__ import annotations
 
-import functools
-import http.client
 import math
 import os
 import re
 import shutil
-import socket
 import stat
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
+import requests
+import urllib3
 from tqdm.auto import tqdm
 
+from .._archive import FILE, FOLDER, member_kind, unsafe_name
+from .._hashing import sha256_file
 from ..atomic import temp_dir
 from .._hashing import sha256_file as _sha256_file
 from ..errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
@@ -102,11 +124,19 @@ class UnsafeArchiveError(CourseError):
 
 
 class _Truncated(Exception):
-    """The server closed the connection before sending the bytes it announced."""
+    """The server closed the connection, or went quiet, before sending the bytes it announced."""
 
 
 class _RestartFromZero(Exception):
     """The partial file cannot be resumed (416, or a Content-Range that does not fit)."""
+
+
+class _Refused(Exception):
+    """The source answered without the file: an HTTP error status, or a mirror folder lacking it."""
+
+    def __init__(self, reason: str, retryable: bool = False) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
 
 
 class _Silent(TimeoutError):
@@ -115,6 +145,13 @@ class _Silent(TimeoutError):
     def __init__(self, message: str, host: str) -> None:
         super().__init__(message)
         self.host = host
+
+
+# What a request can fail with on the way (asked again, up to ``retries`` times).
+_NETWORK_ERRORS = (
+    _Refused, _Silent, _Truncated, requests.RequestException, urllib3.exceptions.HTTPError,
+    ConnectionError, TimeoutError,
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,63 +177,6 @@ def _seconds(env: str, default: float) -> float:
 def timeouts() -> tuple[float, float]:
     """``(connect, read)`` timeouts in seconds: the environment's settings, else the defaults."""
     return (_seconds(CONNECT_TIMEOUT_ENV, CONNECT_TIMEOUT_S), _seconds(READ_TIMEOUT_ENV, READ_TIMEOUT_S))
-
-
-class _ReadTimeoutMixin:
-    """Connect within the connection's ``timeout``, then wait ``read_timeout`` for each read.
-
-    ``urllib`` has one timeout for both; a mirror that is down should be given up on quickly,
-    while a slow link still needs a generous wait for the next bytes.
-    """
-
-    host: str
-    port: int
-    timeout: float
-    sock: socket.socket
-
-    def __init__(self, *args: object, read_timeout: float, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
-        self.read_timeout = read_timeout
-
-    def connect(self) -> None:
-        try:
-            super().connect()  # type: ignore[misc]
-        except TimeoutError as exc:
-            where = f"{self.host}:{self.port}"
-            raise _Silent(f"could not connect to {where} within {self.timeout:g} s", where) from exc
-        self.sock.settimeout(self.read_timeout)
-
-
-class _HTTPConnection(_ReadTimeoutMixin, http.client.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_ReadTimeoutMixin, http.client.HTTPSConnection):
-    pass
-
-
-class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, read_timeout: float) -> None:
-        super().__init__()
-        self.read_timeout = read_timeout
-
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(functools.partial(_HTTPConnection, read_timeout=self.read_timeout), req)
-
-
-class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, read_timeout: float) -> None:
-        super().__init__()
-        self.read_timeout = read_timeout
-
-    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(functools.partial(_HTTPSConnection, read_timeout=self.read_timeout), req)
-
-
-def _open(request: urllib.request.Request, connect_timeout: float, read_timeout: float):
-    """``urlopen`` with separate connect and read timeouts (file:// URLs work as usual)."""
-    opener = urllib.request.build_opener(_HTTPHandler(read_timeout), _HTTPSHandler(read_timeout))
-    return opener.open(request, timeout=connect_timeout)
 
 
 class _Hosts:
@@ -269,30 +249,26 @@ def _is_complete(path: Path, sha256: str | None, size: int | None) -> bool:
         return False
     if not stat.S_ISREG(st.st_mode) or (size is not None and st.st_size != size):
         return False
-    return sha256 is None or _sha256_file(path) == sha256
+    return sha256 is None or sha256_file(path) == sha256
 
 
-def _unlink_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception: requests wraps urllib3's error, which wraps the socket's."""
+    for _ in range(8):  # a handful of layers; never loop on a cycle
+        inner = exc.__cause__ or getattr(exc, "reason", None) or (exc.args[0] if exc.args else None)
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
 
 
 def _describe(exc: BaseException) -> str:
-    """A short human reason for a network failure (the URLError wrapper adds nothing)."""
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, urllib.error.URLError):
-        if not isinstance(exc.reason, BaseException):
-            return str(exc.reason)
-        exc = exc.reason
-    if isinstance(exc, _Silent):
+    """A short human reason for a network failure (the wrappers around it add nothing)."""
+    if isinstance(exc, (_Refused, _Silent, _Truncated)):
         return str(exc)
-    if isinstance(exc, (socket.timeout, TimeoutError)):
+    exc = _root_cause(exc)
+    if isinstance(exc, TimeoutError):
         return "timed out waiting for the server"
-    if isinstance(exc, _Truncated):
-        return str(exc)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -310,6 +286,19 @@ def _content_range_start(value: str | None) -> tuple[int | None, int | None]:
 # one file
 
 
+def _get(url: str, offset: int, waits: tuple[float, float], host: str) -> requests.Response:
+    """GET ``url`` from byte ``offset``, its body not yet read; :class:`_Silent` on a timeout."""
+    headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        return requests.get(url, headers=headers, stream=True, timeout=waits)
+    except requests.ConnectTimeout as exc:
+        raise _Silent(f"could not connect to {host} within {waits[0]:g} s", host) from exc
+    except requests.ReadTimeout as exc:  # connected, request sent, no answer
+        raise _Silent(f"{host} accepted the connection but did not answer within {waits[1]:g} s", host) from exc
+
+
 def _fetch_into(
     url: str,
     part: Path,
@@ -324,48 +313,33 @@ def _fetch_into(
     answer in time, or :class:`_Truncated` when the body stops early; what arrived stays in
     ``part`` for the next attempt.
     """
+    if urllib.parse.urlsplit(url).scheme == "file":
+        return _copy_local(url, part, bar)
     host = urllib.parse.urlsplit(url).netloc
-    connect_timeout, read_timeout = waits
     offset = part.stat().st_size if part.exists() else 0
     if size is not None and offset > size:
         # Longer than the file can be: left by a different version of the file. Start over.
-        _unlink_quietly(part)
+        part.unlink(missing_ok=True)
         offset = 0
     if size is not None and offset == size:
         return True  # complete .part from an earlier run: nothing to fetch, just verify
-    headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        response = _open(request, connect_timeout, read_timeout)
-    except urllib.error.HTTPError as exc:
+    with _get(url, offset, waits, host) as response:
         hosts.answered(host)
-        if exc.code == 416 and offset:
+        status = response.status_code
+        if status == 416 and offset:
             # "Range Not Satisfiable": our .part does not fit the server's file. Start over.
-            exc.close()
-            _unlink_quietly(part)
-            raise _RestartFromZero() from exc
-        raise
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, _Silent):  # keyed by the URL's host, as hosts.silence() asks
-            raise _Silent(str(exc.reason), host) from None
-        raise
-    except TimeoutError as exc:  # connected, request sent, no answer
-        raise _Silent(
-            f"{host} accepted the connection but did not answer within {read_timeout:g} s", host
-        ) from exc
-    hosts.answered(host)
-    with response:
-        status = getattr(response, "status", None) or 200  # file:// URLs have no status
-        length_header = response.headers.get("Content-Length")
-        length = int(length_header) if length_header and length_header.isdigit() else None
+            part.unlink(missing_ok=True)
+            raise _RestartFromZero()
+        if status >= 400:
+            raise _Refused(f"HTTP {status} {response.reason}", retryable=status in _RETRYABLE_STATUS)
+        length_header = response.headers.get("Content-Length", "")
+        length = int(length_header) if length_header.isdigit() else None
         resumed = False
         if offset and status == 206:
             start, total = _content_range_start(response.headers.get("Content-Range"))
             if start != offset or (size is not None and total is not None and total != size):
                 # The server sent some other slice (or another file's size): do not splice it.
-                _unlink_quietly(part)
+                part.unlink(missing_ok=True)
                 raise _RestartFromZero()
             mode, resumed = "ab", True
         else:
@@ -374,36 +348,50 @@ def _fetch_into(
         expected_total = offset + length if length is not None else size
         bar.reset(total=expected_total)
         bar.update(offset)
-        received, overflow = 0, False
-        reader = getattr(response, "read1", response.read)
         with open(part, mode) as out:
-            while True:
-                try:
-                    # read1: what has arrived, so a timeout loses no bytes already received
-                    block = reader(_CHUNK)
-                except http.client.IncompleteRead as exc:
-                    out.write(exc.partial)
-                    bar.update(len(exc.partial))
-                    raise _Truncated(
-                        f"connection closed after {offset + received + len(exc.partial)} "
-                        f"of {expected_total} bytes"
-                    ) from exc
-                except TimeoutError as exc:
-                    raise _Truncated(
-                        f"{host} sent nothing for {read_timeout:g} s after {offset + received} "
-                        f"of {expected_total} bytes"
-                    ) from exc
-                if not block:
-                    break
-                out.write(block)
-                received += len(block)
-                bar.update(len(block))
-                if size is not None and offset + received > size:
-                    overflow = True  # more than the recorded size: the verification says so
-                    break
-        if not overflow and length is not None and received < length:
-            raise _Truncated(f"connection closed after {offset + received} of {expected_total} bytes")
-        return resumed
+            quiet = f"{host} sent nothing for {waits[1]:g} s"
+            _stream(response.raw, out, offset, expected_total, size, bar, quiet)
+    return resumed
+
+
+def _stream(raw: urllib3.HTTPResponse, out: BinaryIO, offset: int, expected: int | None,
+            size: int | None, bar: tqdm, quiet: str) -> None:
+    """Copy the body into ``out`` as it arrives.
+
+    ``read1`` returns what has arrived, so a timeout or a cut connection loses no byte already
+    received: the ``.part`` holds all of them and the next request resumes after the last.
+    urllib3 raises ``ProtocolError`` when the body ends short of its ``Content-Length``. Stops
+    early when the body outgrows the recorded ``size`` (the size check then says so).
+    """
+    received = 0
+    while size is None or offset + received <= size:
+        try:
+            block = raw.read1(_CHUNK, decode_content=False)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise _Truncated(f"{quiet} after {offset + received} of {expected} bytes") from exc
+        except urllib3.exceptions.ProtocolError as exc:  # closed before Content-Length was reached
+            raise _Truncated(f"connection closed after {offset + received} of {expected} bytes") from exc
+        if not block:
+            break
+        out.write(block)
+        received += len(block)
+        bar.update(len(block))
+
+
+def _copy_local(url: str, part: Path, bar: tqdm) -> bool:
+    """A ``file://`` URL (a mirror that is a folder): copied whole, as there is no network to
+    lose; a missing file is refused like an HTTP 404."""
+    source = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+    try:
+        src = open(source, "rb")
+    except OSError as exc:
+        raise _Refused(f"{source}: {exc.strerror or exc}") from None
+    with src, open(part, "wb") as out:
+        bar.reset(total=os.fstat(src.fileno()).st_size)
+        while block := src.read(_CHUNK):
+            out.write(block)
+            bar.update(len(block))
+    return False
 
 
 def download_file(
@@ -479,7 +467,7 @@ def _download_file(
     if dest.is_file():
         # A wrong file at dest (older version, damaged copy): never leave it where a loader
         # would trust it, whether or not the new download succeeds.
-        _unlink_quietly(dest)
+        dest.unlink(missing_ok=True)
     url = _requote(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -505,41 +493,40 @@ def _download_file(
                 pieced = _fetch_into(url, part, size, waits, bar, hosts)
             except _RestartFromZero:
                 continue  # the .part is gone; the next request starts at byte 0
-            except urllib.error.HTTPError as exc:
-                exc.close()
-                if exc.code not in _RETRYABLE_STATUS or failures >= retries:
+            except _NETWORK_ERRORS as exc:
+                final = (isinstance(exc, _Refused) and not exc.retryable) or (
+                    isinstance(exc, _Silent) and hosts.went_silent(exc))
+                if final or failures >= retries:
                     raise _network_error(url, dest, part, exc, failures + 1, waits) from None
                 failures += 1
                 _backoff(failures)
                 continue
-            except (
-                urllib.error.URLError,
-                http.client.HTTPException,
-                ConnectionError,
-                TimeoutError,
-                socket.timeout,
-                _Truncated,
-            ) as exc:
-                never_answered = isinstance(exc, _Silent) and hosts.went_silent(exc)
-                if never_answered or failures >= retries:
-                    raise _network_error(url, dest, part, exc, failures + 1, waits) from None
-                failures += 1
-                _backoff(failures)
-                continue
-            got_size = part.stat().st_size
-            size_ok = size is None or got_size == size
-            if sha256 is None and size_ok:
-                os.replace(part, dest)
+            wrong = _put_in_place(part, dest, sha256, size)
+            if wrong is None:
                 return dest
-            got_sha = _sha256_file(part) if size_ok and sha256 is not None else None
-            if got_sha is not None and got_sha == sha256:
-                os.replace(part, dest)
-                return dest
-            _unlink_quietly(part)
             if pieced and not whole_refetch_done:
                 whole_refetch_done = True
                 continue
-            raise _checksum_error(url, dest, sha256, size, got_sha, got_size)
+            raise _checksum_error(url, dest, sha256, size, *wrong)
+
+
+def _put_in_place(part: Path, dest: Path, sha256: str | None, size: int | None) -> tuple[str | None, int] | None:
+    """Rename ``part`` to ``dest`` if its size and sha256 match (None); else delete it and
+    return its (sha256 if its size was right, size).
+
+    pooch's ``stream_download`` does this step, but on a temporary file it deletes on any
+    failure; here the bytes stay in ``part`` until this rename, so even a crash after the
+    download and before the rename leaves them for the next run to verify.
+    """
+    got_size = part.stat().st_size
+    got_sha = None
+    if size is None or got_size == size:
+        got_sha = None if sha256 is None else sha256_file(part)
+        if got_sha == sha256:
+            os.replace(part, dest)
+            return None
+    part.unlink(missing_ok=True)
+    return got_sha, got_size
 
 
 def _backoff(failures: int) -> None:
@@ -711,23 +698,24 @@ def _many_error(
 # archives
 
 
-def _safe_member_path(name: str, archive: Path) -> PurePosixPath:
-    """The relative path of a zip member, or UnsafeArchiveError if it could escape."""
-    cleaned = name.replace("\\", "/")
-    path = PurePosixPath(cleaned)
-    if (
-        cleaned.startswith("/")
-        or re.match(r"^[A-Za-z]:", cleaned)
-        or ".." in path.parts
-        or "\x00" in cleaned
-    ):
+def _member_path(info: zipfile.ZipInfo, archive: Path) -> PurePosixPath:
+    """The relative path of a zip member; UnsafeArchiveError if it could escape or is a link."""
+    name = info.filename.removesuffix("/") if info.is_dir() else info.filename
+    reason = unsafe_name(name)
+    if reason is not None:
         raise UnsafeArchiveError(
-            f"{archive} contains the member {name!r}, which would be written outside the "
-            "extraction folder (absolute path or '..'). Nothing was extracted. This is not an "
-            f"archive the course expects: delete {archive} and download it again, and if it "
-            "happens again report the URL it came from."
+            f"{archive} contains the member {info.filename!r}, which could be written outside "
+            f"the extraction folder ({reason}). Nothing was extracted. This is not an archive "
+            f"the course expects: delete {archive} and download it again, and if it happens "
+            "again report the URL it came from."
         )
-    return path
+    kind = member_kind(info)
+    if kind not in (FILE, FOLDER):
+        raise UnsafeArchiveError(
+            f"{archive} contains {kind}, {info.filename!r}; the course's archives hold plain "
+            f"files only. Nothing was extracted. Delete {archive} and download it again."
+        )
+    return PurePosixPath(name)
 
 
 def extract_zip(
@@ -762,15 +750,7 @@ def extract_zip(
         plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
         top_level: set[str] = set()
         for info in zf.infolist():
-            rel = _safe_member_path(info.filename, archive)
-            if not rel.parts:
-                continue
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise UnsafeArchiveError(
-                    f"{archive} contains the symbolic link {info.filename!r}; the course's "
-                    f"archives hold plain files only. Nothing was extracted. Delete {archive} "
-                    "and download it again."
-                )
+            rel = _member_path(info, archive)
             top_level.add(rel.parts[0])
             if prefix is not None:
                 if rel.parts[: len(prefix.parts)] != prefix.parts:

@@ -5,6 +5,7 @@ socket; the server's switches make it corrupt, cut short, stall or ignore ``Rang
 """
 from __future__ import annotations
 
+import stat
 import zipfile
 from pathlib import Path
 
@@ -345,6 +346,32 @@ def test_extract_zip_rejects_escaping_members(tmp_path: Path, evil: str) -> None
     assert not (tmp_path / "deep").exists()  # checked before anything was created
 
 
+@pytest.mark.parametrize(
+    ("name", "kind", "said"),
+    [
+        ("good\\leaf.jpg", stat.S_IFREG, "(a backslash)"),
+        ("./leaf.jpg", stat.S_IFREG, "(an empty or '.' path component)"),
+        ("good//leaf.jpg", stat.S_IFREG, "(an empty or '.' path component)"),
+        ("good/leaf.jpg", stat.S_IFLNK, "contains a symbolic link, 'good/leaf.jpg'"),
+        ("good/leaf.jpg", stat.S_IFIFO, "contains a special file (device or pipe), 'good/leaf.jpg'"),
+    ],
+)
+def test_extract_zip_refuses_what_a_classroom_pack_refuses(tmp_path: Path, name: str, kind: int, said: str) -> None:
+    """Zips and packs follow one rule set: no backslash, '.' or empty component, link or device."""
+    (rel, _, _), = plantvillage_files(1)
+    member = zipfile.ZipInfo(name)
+    member.external_attr = (kind | 0o644) << 16
+    archive = tmp_path / "odd.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(DATA / rel, "other/leaf.jpg")
+        zf.writestr(member, (DATA / rel).read_bytes())
+    out = tmp_path / "out"
+    with pytest.raises(UnsafeArchiveError, match="Nothing was extracted") as info:
+        extract_zip(archive, out)
+    assert said in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.zip"]  # not even a temporary folder
+
+
 def test_extract_zip_missing_prefix_and_damaged_archive(tmp_path: Path) -> None:
     archive = tmp_path / "pv.zip"
     _real_zip(archive, plantvillage_files(1), "PlantVillage/")
@@ -391,6 +418,22 @@ def test_download_through_mirrors(
     download_file(mirror_url(default, rel), tmp_path / "file.jpg", sha, size, progress=False)
     for name in ("http.jpg", "file.jpg"):
         assert (tmp_path / name).read_bytes() == (DATA / rel).read_bytes()
+
+
+def test_a_folder_mirror_without_the_file_names_it_and_is_not_asked_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (rel, sha, size), = plantvillage_files(1)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    monkeypatch.setenv("TLCOURSE_MIRROR", str(mirror))
+    dest = tmp_path / "cache" / "leaf.jpg"
+    with pytest.raises(DownloadError) as info:
+        download_file(mirror_url("https://unreachable.invalid/" + rel, rel), dest, sha, size, progress=False)
+    message = str(info.value)
+    assert "(1 attempt)" in message  # a missing file is not there the next second either
+    assert f"{mirror / rel}: No such file or directory" in message and "TLCOURSE_MIRROR" in message
+    assert list((tmp_path / "cache").iterdir()) == [] and list(mirror.iterdir()) == []
 
 
 def test_raw_spaces_in_url_are_quoted(loopback_server: LoopbackServer, tmp_path: Path) -> None:
