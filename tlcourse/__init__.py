@@ -12,9 +12,9 @@ __version__ = "0.1.0"
 # Every public submodule, so that ``import tlcourse; tlcourse.plots`` works without importing
 # torch up front (tests/test_package.py checks this list against the package's folders).
 _SUBMODULES = {
-    "atomic", "cli", "course", "csvsafe", "data", "deployment", "device", "doctor", "errors",
-    "exercises", "experiments", "export", "features", "metrics", "models", "optim", "pack",
-    "paths", "plots", "safeload", "training",
+    "atomic", "cli", "course", "csvsafe", "data", "deploy", "device", "doctor", "errors",
+    "exercises", "experiments", "features", "metrics", "models", "optim", "pack", "paths",
+    "plots", "safeload", "training",
 }
 
 
