@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from ..atomic import temp_dir
 from .._hashing import sha256_file as _sha256_file
 from ..errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
-from .._checks import int_at_least, is_int, positive_number
+from .._checks import int_at_least, is_int, is_positive_number, positive_number
 
 __all__ = [
     "DownloadError",
@@ -130,7 +130,7 @@ def _seconds(env: str, default: float) -> float:
         seconds = float(value)
     except ValueError:
         seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
+    if not is_positive_number(seconds):
         raise InvalidParameterError(
             f"{env}={value!r} is not a positive number of seconds. Set it to e.g. "
             f"{env}={default:g}, or unset it to use the default ({default:g} s)."
