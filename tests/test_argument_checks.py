@@ -9,6 +9,7 @@ import pytest
 from tlcourse._checks import (
     int_at_least,
     int_in_range,
+    is_finite_number,
     is_int,
     is_number,
     is_positive_number,
@@ -58,3 +59,23 @@ def test_int_in_range_includes_both_ends_and_names_the_range():
         with pytest.raises(InvalidParameterError) as info:
             int_in_range(value, "top_k", 1, 5, where="predict")
         assert str(info.value) == f"predict: top_k must be an integer from 1 to 5, got {value!r}."
+
+
+@pytest.mark.parametrize("value", [0, -2.5, np.float32(1.5), np.int64(-3), 2**1000])
+def test_finite_numbers_of_either_sign(value):
+    assert is_finite_number(value)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, 10**400, -(10**400), True, "1", None])
+def test_not_finite_numbers_give_false_instead_of_raising(value):
+    # math.isfinite(10**400) raises OverflowError: the predicate answers False instead
+    assert not is_finite_number(value)
+
+
+def test_a_hint_follows_the_message():
+    with pytest.raises(InvalidParameterError) as info:
+        int_at_least(1, "num_classes", 2, hint="A classifier needs at least two classes.")
+    assert str(info.value) == "num_classes must be an integer >= 2, got 1. A classifier needs at least two classes."
+    with pytest.raises(InvalidParameterError) as info:
+        int_in_range(9, "k", 0, 7, where="unfreeze_top", hint="Stages: a, b.")
+    assert str(info.value) == "unfreeze_top: k must be an integer from 0 to 7, got 9. Stages: a, b."

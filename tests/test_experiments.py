@@ -6,6 +6,7 @@ epoch, so every strategy's code path runs on real X-rays in a few seconds.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -78,6 +79,19 @@ def test_seeds_change_training_images_but_a_seed_repeats_exactly(grid, budget):
     again = run_strategy("partial", DATASET, 3, 0, budget)
     assert torch.allclose(again.probs, _run(runs, "partial", 0).probs, atol=1e-6)  # CPU + same seed: same numbers
     assert not torch.allclose(again.probs, _run(runs, "partial", 1).probs)
+
+
+def test_seeds_and_sample_sizes_accept_numpy_integers_but_not_bools(grid, budget):
+    with pytest.raises(InvalidParameterError, match=r"seed must be an integer >= 0, got True\."):
+        run_strategy("linear_probe", DATASET, 3, True, budget)
+    with pytest.raises(InvalidParameterError, match=r"max_train must be an integer >= 2, got True\. .*None"):
+        run_strategy("linear_probe", DATASET, None, 0, budget, max_train=True)
+    numpy_seed = run_strategy("linear_probe", DATASET, 3, np.int64(0), budget)  # e.g. from np.arange
+    assert numpy_seed.seed == 0 and type(numpy_seed.seed) is int
+    assert torch.allclose(numpy_seed.probs, _run(grid[1], "linear_probe", 0).probs, atol=1e-6)
+    task = experiments.load_task(DATASET, budget)
+    sample = experiments.training_sample(task, None, 0, np.int64(20))
+    assert sample.paths == experiments.training_sample(task, None, 0, 20).paths
 
 
 def test_balanced_accuracy_is_the_mean_of_class_recalls():

@@ -38,8 +38,11 @@ def test_bad_inputs_are_explained():
         confusion_counts([0, 5], [0, 1], 5)
     with pytest.raises(InvalidParameterError, match="y_pred has 3 entries but there are 2"):
         confusion_counts([0, 1], [0, 1, 1], 5)
-    with pytest.raises(InvalidParameterError, match="num_classes must be an integer >= 1"):
-        confusion_counts([0], [0], 0)
+    for bad in (0, True, 3.0):
+        with pytest.raises(InvalidParameterError) as info:
+            confusion_counts([0], [0], bad)
+        assert str(info.value) == f"confusion_counts: num_classes must be an integer >= 1, got {bad!r}."
+    assert confusion_counts([0, 1], [1, 1], np.int64(2)).tolist() == [[0, 1], [0, 1]]  # e.g. from labels.max() + 1
     with pytest.raises(InvalidParameterError, match="argmax"):
         class_indices(np.zeros((2, 3)), None, 3, "labels", "here")
     with pytest.raises(InvalidParameterError, match="integer class indices"):

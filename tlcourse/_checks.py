@@ -24,45 +24,56 @@ def is_number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def is_positive_number(value: Any) -> bool:
-    """A finite number above zero that fits a float (NaN, infinity and 10**400 do not)."""
+def is_finite_number(value: Any) -> bool:
+    """A number that fits a float and is neither NaN nor infinite (10**400 does not fit).
+
+    ``math.isfinite`` raises ``OverflowError`` on such an int; this answers ``False``.
+    """
     if not is_number(value):
         return False
     try:
-        return math.isfinite(value) and value > 0
+        return math.isfinite(value)
     except OverflowError:  # an int too large for a float
         return False
 
 
-def _prefix(where: str | None) -> str:
-    return f"{where}: " if where else ""
+def is_positive_number(value: Any) -> bool:
+    """A finite number above zero that fits a float (NaN, infinity and 10**400 do not)."""
+    return is_finite_number(value) and value > 0
 
 
-def int_at_least(value: Any, name: str, minimum: int, *, where: str | None = None) -> int:
+def _refuse(where: str | None, name: str, rule: str, value: Any, hint: str | None) -> InvalidParameterError:
+    prefix = f"{where}: " if where else ""
+    suffix = f" {hint}" if hint else ""
+    return InvalidParameterError(f"{prefix}{name} must be {rule}, got {value!r}.{suffix}")
+
+
+def int_at_least(
+    value: Any, name: str, minimum: int, *, where: str | None = None, hint: str | None = None
+) -> int:
     """``value`` as an ``int`` if it is an integer >= ``minimum``, else
-    :class:`InvalidParameterError` naming ``name`` (and ``where``, e.g. the function)."""
+    :class:`InvalidParameterError` naming ``name`` (and ``where``, e.g. the function), then
+    ``hint`` (what the value means, or what else is allowed)."""
     if not is_int(value) or value < minimum:
-        raise InvalidParameterError(
-            f"{_prefix(where)}{name} must be an integer >= {minimum}, got {value!r}."
-        )
+        raise _refuse(where, name, f"an integer >= {minimum}", value, hint)
     return int(value)
 
 
-def positive_number(value: Any, name: str, *, where: str | None = None) -> float:
+def positive_number(
+    value: Any, name: str, *, where: str | None = None, hint: str | None = None
+) -> float:
     """``value`` as a ``float`` if it is a finite number above zero, else
-    :class:`InvalidParameterError` naming ``name`` (and ``where``)."""
+    :class:`InvalidParameterError` naming ``name`` (and ``where``, then ``hint``)."""
     if not is_positive_number(value):
-        raise InvalidParameterError(
-            f"{_prefix(where)}{name} must be a positive number, got {value!r}."
-        )
+        raise _refuse(where, name, "a positive number", value, hint)
     return float(value)
 
 
-def int_in_range(value: Any, name: str, low: int, high: int, *, where: str | None = None) -> int:
+def int_in_range(
+    value: Any, name: str, low: int, high: int, *, where: str | None = None, hint: str | None = None
+) -> int:
     """``value`` as an ``int`` if it is an integer from ``low`` to ``high`` (both included),
-    else :class:`InvalidParameterError` naming ``name`` and the range."""
+    else :class:`InvalidParameterError` naming ``name`` and the range (then ``hint``)."""
     if not is_int(value) or not low <= value <= high:
-        raise InvalidParameterError(
-            f"{_prefix(where)}{name} must be an integer from {low} to {high}, got {value!r}."
-        )
+        raise _refuse(where, name, f"an integer from {low} to {high}", value, hint)
     return int(value)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._checks import int_at_least
 from .errors import CourseError, InvalidParameterError
 
 _VALID = ("auto", "cpu", "cuda", "mps")
@@ -60,8 +61,7 @@ def seed_everything(seed: int) -> torch.Generator:
     this). cuDNN's fastest kernels are not deterministic, so GPU runs can differ in the last
     digits; we keep them fast rather than exact.
     """
-    if not isinstance(seed, int) or seed < 0:
-        raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}.")
+    seed = int_at_least(seed, "seed", 0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

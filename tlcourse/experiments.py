@@ -45,6 +45,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ._checks import int_at_least
 from .data import (
     ImageTensorDataset,
     eval_transform,
@@ -203,8 +204,8 @@ def training_sample(task: Task, n_per_class: int | None, seed: int, max_train: i
                 f"not both (got n_per_class={n_per_class}, max_train={max_train})."
             )
         return take_per_class(task.train, n_per_class, seed=seed)
-    if max_train is not None and (not isinstance(max_train, int) or isinstance(max_train, bool) or max_train < 2):
-        raise InvalidParameterError(f"max_train must be an integer >= 2 or None, got {max_train!r}.")
+    if max_train is not None:
+        max_train = int_at_least(max_train, "max_train", 2, hint="Or None for every training image.")
     return limit_images(task.train, max_train, seed=seed)
 
 
@@ -264,8 +265,7 @@ def run_strategy(
     """
     if strategy not in STRATEGIES:
         raise unknown_name("strategy", strategy, STRATEGIES)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}.")
+    seed = int_at_least(seed, "seed", 0)
     task = load_task(dataset, budget)
     train = training_sample(task, n_per_class, seed, max_train)
     weights = _check_weights(class_weights, len(task.classes))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._checks import int_at_least
 from .errors import InvalidParameterError
 
 
@@ -59,9 +60,7 @@ def confusion_counts(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
     from sklearn.metrics import confusion_matrix
 
     where = "confusion_counts"
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise InvalidParameterError(f"{where}: num_classes must be an integer >= 1, got {num_classes!r}.")
-    num_classes = int(num_classes)
+    num_classes = int_at_least(num_classes, "num_classes", 1, where=where)
     t = class_indices(y_true, None, num_classes, "y_true", where)
     p = class_indices(y_pred, len(t), num_classes, "y_pred", where)
     if t.size == 0:  # scikit-learn refuses empty inputs; no images means no counts

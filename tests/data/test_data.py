@@ -69,7 +69,7 @@ def test_take_per_class_and_its_error(plants):
     assert take_per_class(plants, 4, seed=0).paths == small.paths
     with pytest.raises(InvalidParameterError, match="Use at most 150"):
         take_per_class(plants, 151)
-    with pytest.raises(InvalidParameterError, match="positive integer"):
+    with pytest.raises(InvalidParameterError, match=r"n_per_class must be an integer >= 1, got 0\."):
         take_per_class(plants, 0)
     limited = limit_images(plants, 300)
     assert 290 <= len(limited) <= 310 and len(limited.class_counts()) == 15
@@ -100,8 +100,18 @@ def test_missing_dataset_error_names_the_dataset_places_and_command(tmp_path, mo
 
 
 def test_image_size_is_checked():
-    with pytest.raises(InvalidParameterError, match="image_size"):
+    with pytest.raises(InvalidParameterError, match=r"image_size must be an integer from 16 to 1024, got 0\."):
         load_dataset("plantvillage", 0)
+
+
+def test_sizes_and_counts_accept_numpy_integers_but_not_bools(plants):
+    # e.g. a size or count read from a NumPy array; True is never a count
+    assert torch.equal(load_dataset("plantvillage", np.int64(32), progress=False).images, plants.images)
+    assert take_per_class(plants, np.int64(4), seed=0).paths == take_per_class(plants, 4, seed=0).paths
+    with pytest.raises(InvalidParameterError, match=r"image_size must be an integer from 16 to 1024, got True\."):
+        load_dataset("plantvillage", True)
+    with pytest.raises(InvalidParameterError, match=r"n_per_class must be an integer >= 1, got True\."):
+        take_per_class(plants, True)
 
 
 def test_elpv_labels_follow_the_defect_probability():

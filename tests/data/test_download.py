@@ -9,6 +9,7 @@ import stat
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from loopback_server import LoopbackServer, closed_port, loopback_server, serve_directory, shared_data_dir  # noqa: F401
@@ -441,3 +442,40 @@ def test_raw_spaces_in_url_are_quoted(loopback_server: LoopbackServer, tmp_path:
     raw = loopback_server.base_url + rel  # unquoted, as a careless registry might write it
     download_file(raw, tmp_path / "x.jpg", sha, size, progress=False)
     assert loopback_server.requests == [(rel, None)]
+
+
+# --- numeric arguments ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        pytest.param({"timeout": float("inf")}, "download: timeout must be a positive number, got inf. Timeouts are in seconds, e.g. 30.", id="timeout=inf"),
+        pytest.param({"connect_timeout": 0}, "download: connect_timeout must be a positive number, got 0. Timeouts are in seconds, e.g. 30.", id="connect_timeout=0"),
+        pytest.param({"timeout": True}, "download: timeout must be a positive number, got True. Timeouts are in seconds, e.g. 30.", id="timeout=True"),
+        pytest.param({"retries": True}, "download_file: retries must be an integer >= 0, got True.", id="retries=True"),
+        pytest.param({"retries": -1}, "download_file: retries must be an integer >= 0, got -1.", id="retries=-1"),
+    ],
+)
+def test_bad_timeouts_and_retries_are_refused_before_any_request(
+    loopback_server: LoopbackServer, tmp_path: Path, kwargs: dict, message: str
+) -> None:
+    with pytest.raises(InvalidParameterError) as info:
+        download_file(loopback_server.url_for(NPZ), tmp_path / "x.npz", NPZ_SHA, NPZ_SIZE, progress=False, **kwargs)
+    assert str(info.value) == message
+    assert loopback_server.requests_for(NPZ) == [] and list(tmp_path.iterdir()) == []
+
+
+def test_workers_true_is_refused_before_any_request(loopback_server: LoopbackServer, tmp_path: Path) -> None:
+    items = [(loopback_server.url_for(NPZ), tmp_path / "x.npz", NPZ_SHA, NPZ_SIZE)]
+    with pytest.raises(InvalidParameterError) as info:
+        download_many(items, "x", progress=False, workers=True)
+    assert str(info.value) == "download_many: workers must be an integer >= 1, got True."
+    assert loopback_server.requests_for(NPZ) == [] and list(tmp_path.iterdir()) == []
+
+
+def test_numpy_sizes_retries_and_timeouts_are_accepted(loopback_server: LoopbackServer, tmp_path: Path) -> None:
+    # e.g. a size read from a table with pandas, which hands out np.int64
+    dest = download_file(loopback_server.url_for(NPZ), tmp_path / "x.npz", NPZ_SHA, np.int64(NPZ_SIZE),
+                         progress=False, retries=np.int64(0), timeout=np.float32(10))
+    assert dest.read_bytes() == (DATA / NPZ).read_bytes()

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tlcourse.exercises.checkers.common import as_float_array, value_close, value_equal
+from tlcourse.exercises.checkers.common import Feedback, as_float_array, number, value_close, value_equal
 
 
 def test_value_close():
@@ -41,3 +41,17 @@ def test_as_float_array_reads_every_container_a_learner_uses(value):
 def test_as_float_array_refuses_what_is_not_numbers(value):
     with pytest.raises((TypeError, ValueError)):
         as_float_array(value)
+
+
+@pytest.mark.parametrize("value", [2.5, 3, np.int64(3), np.float32(0.25), torch.tensor(2.5), torch.tensor([7])])
+def test_number_reads_one_number_from_python_numpy_or_torch(value):
+    got = number(value, "accuracy")
+    assert got == pytest.approx(float(value)) and type(got) is float
+
+
+@pytest.mark.parametrize("value", [True, float("nan"), float("inf"), pytest.param(10**400, id="10**400"), "0.5", None, [0.5]])
+def test_number_explains_what_is_not_one_finite_number(value):
+    # 10**400 used to raise OverflowError from math.isfinite instead of giving feedback
+    fb = number(value, "accuracy")
+    assert isinstance(fb, Feedback) and not fb.correct
+    assert fb.message == f"accuracy must be one finite number; got {value!r}."

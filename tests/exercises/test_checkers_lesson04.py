@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from tlcourse.errors import InvalidParameterError
 from tlcourse.exercises.checkers.lesson04 import head_in_model, pooled_linear_head
 from tlcourse.models import replace_head, split_at
 
@@ -70,6 +72,13 @@ def test_pooled_head_frozen_linear():
     head[2].requires_grad_(False)
     fb = pooled_linear_head(head, in_features=1280, num_classes=15)
     assert not fb.correct and "frozen" in fb.message
+
+
+def test_pooled_head_bank_sizes_may_be_numpy_integers_but_not_bools():
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1280, 15))
+    assert pooled_linear_head(head, in_features=np.int64(1280), num_classes=np.int64(15)).correct
+    with pytest.raises(InvalidParameterError, match="in_features=True"):
+        pooled_linear_head(head, in_features=True, num_classes=15)
 
 
 def test_pooled_head_keeps_training_mode():

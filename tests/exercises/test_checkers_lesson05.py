@@ -231,6 +231,11 @@ def test_layer_decay_with_only_the_head_trainable_says_so(model):
 def test_layer_decay_bad_bank_arguments_raise(model):
     with pytest.raises(InvalidParameterError):
         layer_decay_lrs(model, None, lr=1e-3, decay=1.5)
+    for lr in (float("inf"), True, 0):  # an infinite rate used to pass as "> 0"
+        with pytest.raises(InvalidParameterError, match=rf"needs lr > 0, got {lr!r}\."):
+            layer_decay_lrs(model, None, lr=lr, decay=0.5)
+    with pytest.raises(InvalidParameterError, match=r"needs 0 < decay < 1, got True\."):
+        layer_decay_lrs(model, None, lr=1e-3, decay=True)
 
 
 # --------------------------------------------------------------------------- questions

@@ -5,6 +5,7 @@ X-rays (PneumoniaMNIST at 32 px, a few images per class).
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -71,6 +72,9 @@ def test_recall_threshold(ex, probe_grid):
     assert not fb.correct and "below the target" in fb.message
     with pytest.raises(InvalidParameterError):
         threshold_for_recall(0.5, scores, labels, target=1.5)
+    with pytest.raises(InvalidParameterError, match="got True"):
+        threshold_for_recall(0.5, scores, labels, target=True)
+    assert threshold_for_recall(best, scores, labels, target=np.float32(0.9)).correct
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ are also reached through the bank, as the exercise notebook reaches them.
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from torch import nn
@@ -48,6 +49,17 @@ def test_parameter_count_mistakes_are_named(model):
     assert not other.correct and "too low" in other.message
     not_a_number = check("2243087")
     assert not not_a_number.correct and "whole number" in not_a_number.message
+    for not_a_count in (True, 2243087.5, float("inf")):
+        fb = check(not_a_count)
+        assert not fb.correct and fb.message == f"Expected a whole number of parameters, got {not_a_count!r}."
+
+
+def test_parameter_count_accepts_numpy_and_whole_float_counts(model):
+    # np.sum([p.numel() for p in model.parameters()]) gives an np.int64
+    value = np.sum([p.numel() for p in model.parameters()])
+    assert isinstance(value, np.integer)
+    assert parameter_count(value, "mobilenet_v2", 15).correct
+    assert parameter_count(float(value), "mobilenet_v2", 15).correct
 
 
 def test_parameter_count_bank_typo_is_the_authors_error():
@@ -121,6 +133,17 @@ def test_best_under_budget_names_a_model_over_budget():
     fb = best_under_budget("resnet18", TABLE, 12.0)
     assert not fb.correct
     assert "over the 12 ms budget" in fb.message and "most accurate overall" in fb.message
+
+
+@pytest.mark.parametrize("budget", [0, -5.0, float("nan"), float("inf"), True, "12"])
+def test_best_under_budget_refuses_a_budget_that_is_not_a_positive_number(budget):
+    fb = best_under_budget("mobilenet_v2", TABLE, budget)
+    assert not fb.correct
+    assert fb.message == f"budget_ms must be a positive number of milliseconds, got {budget!r}."
+
+
+def test_best_under_budget_accepts_a_numpy_budget():
+    assert best_under_budget("efficientnet_lite0", TABLE, np.float32(12.0)).correct
 
 
 def test_best_under_budget_none_and_bad_names():

@@ -1,6 +1,7 @@
 """New heads, stage maps, stage sequences and splits of the real offline backbones."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -73,5 +74,14 @@ def test_pretrained_differs_from_scratch_and_pooled_features_shape(leaf_batch):
 
 
 def test_bad_num_classes():
-    with pytest.raises(InvalidParameterError, match="num_classes"):
-        create_model("mobilenet_v2", 1)
+    for bad in (1, True, 3.0):
+        with pytest.raises(InvalidParameterError) as info:
+            create_model("mobilenet_v2", bad)
+        assert str(info.value) == (
+            f"num_classes must be an integer >= 2, got {bad!r}. A classifier needs at least two classes."
+        )
+
+
+def test_num_classes_may_be_a_numpy_integer():
+    model, _ = create_model("mobilenet_v2", np.int64(3), pretrained=False)
+    assert get_head(model).out_features == 3

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -91,9 +92,20 @@ def test_bad_stage_names_and_k(pristine):
     with pytest.raises(CourseError, match="Did you mean 'head'"):
         models.unfreeze(model, "heads")
     for k in (-1, 8, 2.0, True):
-        with pytest.raises(InvalidParameterError, match=r"from 0 \(head only\) to 7"):
+        with pytest.raises(InvalidParameterError) as info:
             models.unfreeze_top(model, k)
+        assert str(info.value) == (
+            f"unfreeze_top(model, k): k must be an integer from 0 to 7, got {k!r}. k=0 trains the "
+            "head only, k=7 every stage. Stages below the head: stem, stage1, stage2, stage3, "
+            "stage4, stage5, top."
+        )
     assert n_trainable(model) == sum(p.numel() for p in model.parameters())  # nothing changed
+
+
+def test_unfreeze_top_accepts_a_numpy_integer(pristine):
+    a, b = (copy.deepcopy(pristine["mobilenet_v2"][0]) for _ in range(2))
+    assert models.unfreeze_top(a, np.int64(2)) == models.unfreeze_top(b, 2) == ["stage5", "top", "head"]
+    assert n_trainable(a) == n_trainable(b)
 
 
 def test_snapshot_is_a_detached_cpu_copy(pristine):

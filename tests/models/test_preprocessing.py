@@ -1,6 +1,7 @@
 """The preprocessing of each backbone: torchvision's own transforms, and other image sizes."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,5 +21,13 @@ def test_preprocessing_matches_torchvision_weights_transforms():
 
 
 def test_bad_image_size():
-    with pytest.raises(InvalidParameterError, match="image_size"):
-        get_spec("mobilenet_v2").preprocessing.at(0)
+    for bad in (0, 31, True, 64.0):
+        with pytest.raises(InvalidParameterError) as info:
+            get_spec("mobilenet_v2").preprocessing.at(bad)
+        assert str(info.value) == f"image_size must be an integer >= 32, got {bad!r}."
+
+
+def test_image_size_may_be_a_numpy_integer():
+    prep = get_spec("mobilenet_v2").preprocessing
+    at128 = prep.at(np.int64(128))
+    assert at128 == prep.at(128) and type(at128.crop_size) is int

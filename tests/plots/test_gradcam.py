@@ -106,6 +106,8 @@ def test_invalid_inputs_are_explained(plant_classifier, leaves):
         grad_cam(model, x, target_class=15)
     with pytest.raises(InvalidParameterError, match="one per image"):
         grad_cam(model, x, target_class=[1, 2, 3])
+    with pytest.raises(InvalidParameterError, match=r"one class index, or 2 class indices .*got True\."):
+        grad_cam(model, x, target_class=True)
     with pytest.raises(InvalidParameterError, match="not a submodule"):
         grad_cam(model, x, layer=torch.nn.Conv2d(3, 3, 1))
 

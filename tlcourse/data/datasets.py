@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from .. import atomic
+from .._checks import int_at_least, int_in_range
 from ..errors import CourseError, InvalidParameterError
 from ..paths import subcache
 from ..safeload import load_cache
@@ -264,8 +265,7 @@ def load_dataset(
     :meth:`ImageTensorDataset.with_transform`.
     """
     info = get_info(name)
-    if not isinstance(image_size, int) or isinstance(image_size, bool) or not 16 <= image_size <= 1024:
-        raise InvalidParameterError(f"image_size must be an integer between 16 and 1024 pixels, got {image_size!r}.")
+    image_size = int_in_range(image_size, "image_size", 16, 1024)
     base = locate(name)
     manifest_hash = hashlib.sha1("".join(e.sha256 for e in info.manifest).encode()).hexdigest()[:10]
     key = f"{name}-{image_size}px-v{_CACHE_VERSION}-{manifest_hash}"
@@ -391,8 +391,7 @@ def split_dataset(
 
 def take_per_class(data: ImageTensorDataset, n_per_class: int, *, seed: int = 0) -> ImageTensorDataset:
     """A seeded subset with ``n_per_class`` images of every class (small-data experiments)."""
-    if not isinstance(n_per_class, int) or isinstance(n_per_class, bool) or n_per_class < 1:
-        raise InvalidParameterError(f"n_per_class must be a positive integer, got {n_per_class!r}.")
+    n_per_class = int_at_least(n_per_class, "n_per_class", 1)
     counts = data.class_counts()
     short = {c: k for c, k in counts.items() if k < n_per_class}
     if short:

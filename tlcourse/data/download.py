@@ -68,6 +68,7 @@ from .._hashing import sha256_file
 from ..atomic import temp_dir
 from .._hashing import sha256_file as _sha256_file
 from ..errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
+from .._checks import int_at_least, is_int, is_positive_number, positive_number
 
 __all__ = [
     "DownloadError",
@@ -166,7 +167,7 @@ def _seconds(env: str, default: float) -> float:
         seconds = float(value)
     except ValueError:
         seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
+    if not is_positive_number(seconds):
         raise InvalidParameterError(
             f"{env}={value!r} is not a positive number of seconds. Set it to e.g. "
             f"{env}={default:g}, or unset it to use the default ({default:g} s)."
@@ -434,12 +435,12 @@ def download_file(
 
 def _waits(read_timeout: float | None, connect_timeout: float | None) -> tuple[float, float]:
     default_connect, default_read = timeouts()
-    waits = (default_connect if connect_timeout is None else connect_timeout,
-             default_read if read_timeout is None else read_timeout)
-    for name, value in zip(("connect_timeout", "timeout"), waits):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise InvalidParameterError(f"download: {name} must be a number of seconds > 0, got {value!r}.")
-    return waits
+    hint = "Timeouts are in seconds, e.g. 30."
+    connect = default_connect if connect_timeout is None else connect_timeout
+    read = default_read if read_timeout is None else read_timeout
+    # plain floats back: a socket refuses a numpy float
+    return (positive_number(connect, "connect_timeout", where="download", hint=hint),
+            positive_number(read, "timeout", where="download", hint=hint))
 
 
 def _download_file(
@@ -455,13 +456,13 @@ def _download_file(
 ) -> Path:
     dest = Path(dest)
     sha256 = _check_sha256(sha256, url)
-    if size is not None and (not isinstance(size, int) or size < 0):
+    if size is not None and not (is_int(size) and size >= 0):
         raise InvalidParameterError(
             f"download_file({url!r}): size must be the file's length in bytes (an int >= 0) "
             f"or None when unknown, got {size!r}."
         )
-    if not isinstance(retries, int) or retries < 0:
-        raise InvalidParameterError(f"download_file: retries must be an int >= 0, got {retries!r}.")
+    size = None if size is None else int(size)
+    retries = int_at_least(retries, "retries", 0, where="download_file")
     if _is_complete(dest, sha256, size):
         return dest
     if dest.is_file():
@@ -630,8 +631,7 @@ def download_many(
                 "destination must be listed once."
             )
         seen[key] = url
-    if not isinstance(workers, int) or workers < 1:
-        raise InvalidParameterError(f"download_many: workers must be an int >= 1, got {workers!r}.")
+    workers = int_at_least(workers, "workers", 1, where="download_many")
     errors: dict[int, BaseException] = {}
     succeeded = 0
     gave_up = False

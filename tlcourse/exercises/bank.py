@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._checks import is_number
 from .._yaml import SafeLoader, load_file
 from ..errors import CourseError
 from .checkers import CHECKERS, get_checker, module_path_problem
@@ -246,10 +247,6 @@ class Bank:
         return list(self.questions)
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def _option_text(v: Any, problems: list[str], where: str) -> str:
     if isinstance(v, bool) or v is None:
         problems.append(
@@ -341,13 +338,13 @@ def _parse_question(q: Any, where: str, problems: list[str]) -> Question | None:
                 fields["answers"] = tuple(answers)
     elif kind == "numeric":
         ans = q.get("answer")
-        if not _is_number(ans):
+        if not is_number(ans):
             problems.append(f"{where}: a numeric question needs a number 'answer', got {ans!r}.")
         else:
             fields["answer"] = float(ans)
         for key in ("tolerance", "rel_tolerance"):
             v = q.get(key, 0.0)
-            if not _is_number(v) or v < 0:
+            if not is_number(v) or v < 0:
                 problems.append(f"{where}: {key!r} must be a number >= 0, got {v!r}.")
             else:
                 fields[key] = float(v)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import atomic
+from .._checks import is_int
 from ..atomic import why_unwritable
 from ..csvsafe import SafeWriter
 from ..errors import CourseError
@@ -135,7 +136,7 @@ def _iso_time(value: Any) -> bool:
 
 
 def _count_or_null(value: Any) -> bool:
-    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+    return value is None or (is_int(value) and value >= 0)
 
 
 #: Every field the summaries read, with its test and what it must be. A progress file comes from

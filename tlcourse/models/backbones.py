@@ -12,7 +12,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from ..errors import CourseError, InvalidParameterError, unknown_name
+from .._checks import int_at_least
+from ..errors import CourseError, unknown_name
 from .preprocessing import Preprocessing
 from .registry import get_spec, load_backbone, spec_for
 
@@ -64,10 +65,7 @@ def create_model(
     Returns the model and the :class:`Preprocessing` it expects (the equivalent of
     ``weights.transforms()``). The new head is seeded so runs are repeatable.
     """
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise InvalidParameterError(
-            f"num_classes must be an integer >= 2 (a classifier needs two classes), got {num_classes!r}."
-        )
+    num_classes = int_at_least(num_classes, "num_classes", 2, hint="A classifier needs at least two classes.")
     model = load_backbone(name, pretrained=pretrained)
     dim = feature_dim(model)
     if seed is not None:

@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._checks import int_in_range
 from ..errors import CourseError, InvalidParameterError, unknown_name
 from .backbones import stage_modules, stage_names, stage_of_parameters
 from .modes import BN_TYPES, is_frozen_bn
@@ -102,11 +103,10 @@ def unfreeze_top(model: nn.Module, k: int) -> list[str]:
     """
     names = stage_names(model)
     body = [s for s in names if s != "head"]
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= len(body):
-        raise InvalidParameterError(
-            f"unfreeze_top(model, k): k must be an integer from 0 (head only) to {len(body)} "
-            f"(every stage), got {k!r}. Stages below the head: {', '.join(body)}."
-        )
+    k = int_in_range(
+        k, "k", 0, len(body), where="unfreeze_top(model, k)",
+        hint=f"k=0 trains the head only, k={len(body)} every stage. Stages below the head: {', '.join(body)}.",
+    )
     keep = body[len(body) - k :] + ["head"]
     _set_trainable(model, [s for s in names if s not in keep], False)
     _set_trainable(model, keep, True)

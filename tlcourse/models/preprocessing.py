@@ -14,6 +14,8 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms._presets import ImageClassification
 
+from .._checks import int_at_least
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -34,12 +36,7 @@ class Preprocessing:
         Smaller inputs are the main speed lever on a CPU (cost grows with pixels), so the
         course runs most experiments at 128-160 px with the ratio of the 224 px recipe.
         """
-        if not isinstance(crop_size, int) or crop_size < 32:
-            from ..errors import InvalidParameterError
-
-            raise InvalidParameterError(
-                f"image_size must be an integer of at least 32 pixels, got {crop_size!r}."
-            )
+        crop_size = int_at_least(crop_size, "image_size", 32)
         ratio = self.resize_size / self.crop_size
         return replace(self, crop_size=crop_size, resize_size=int(round(crop_size * ratio)))
 

@@ -24,16 +24,8 @@ __all__ = [
     "as_display_images",
     "as_model_input",
     "as_probabilities",
-    "check_int",
     "class_indices",
 ]
-
-
-def check_int(value: Any, name: str, where: str, minimum: int = 1) -> int:
-    """``value`` as an ``int`` of at least ``minimum`` (``True`` is not a count)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidParameterError(f"{where}: {name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 def as_class_names(class_names: Any, where: str) -> list[str]:

@@ -23,9 +23,10 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
+from .._checks import int_at_least, is_int
 from ..errors import InvalidParameterError, unknown_name
 from ._figures import RIGHT, WRONG, grid, show_image, wrap
-from ._inputs import as_class_names, as_model_input, check_int, class_indices
+from ._inputs import as_class_names, as_model_input, class_indices
 from ..models.modes import evaluating
 from ._models import model_device
 
@@ -120,9 +121,7 @@ def _targets(target_class: Any, logits: torch.Tensor) -> torch.Tensor:
     n, classes = logits.shape
     if target_class is None:
         return logits.argmax(1)
-    if isinstance(target_class, bool):
-        raise InvalidParameterError(f"grad_cam: target_class must be a class index, got {target_class!r}.")
-    if isinstance(target_class, (int, np.integer)):
+    if is_int(target_class):  # True is not a class index: it falls through to the message below
         values = torch.full((n,), int(target_class), dtype=torch.long)
     else:
         arr = np.asarray(target_class.detach().cpu() if isinstance(target_class, torch.Tensor) else target_class)
@@ -216,7 +215,7 @@ def plot_grad_cam(
     """
     where = "plot_grad_cam"
     names = as_class_names(class_names, where)
-    ncols = check_int(ncols, "ncols", where)
+    ncols = int_at_least(ncols, "ncols", 1, where=where)
     if not 0.0 <= float(alpha) <= 1.0:
         raise InvalidParameterError(f"{where}: alpha must be in [0, 1] (heatmap opacity), got {alpha!r}.")
     if not hasattr(preprocessing, "normalize"):

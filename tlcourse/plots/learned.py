@@ -11,9 +11,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import nn
 
+from .._checks import int_at_least
 from ..errors import CourseError, InvalidParameterError, unknown_name
 from ._figures import new_figure, one_axes, show_image
-from ._inputs import as_model_input, check_int
+from ._inputs import as_model_input
 from ..models.modes import evaluating
 from ._models import arch_name, model_device
 
@@ -41,8 +42,8 @@ def plot_first_layer_filters(
     on its own, so compare patterns, not brightness between filters.
     """
     where = "plot_first_layer_filters"
-    max_filters = check_int(max_filters, "max_filters", where)
-    ncols = check_int(ncols, "ncols", where)
+    max_filters = int_at_least(max_filters, "max_filters", 1, where=where)
+    ncols = int_at_least(ncols, "ncols", 1, where=where)
     layer_name, conv = first_rgb_conv(model)
     weights = conv.weight.detach().float().cpu()[:max_filters]  # (F, 3, kh, kw)
     lo = weights.amin(dim=(1, 2, 3), keepdim=True)
@@ -88,7 +89,7 @@ def plot_feature_maps(
     from ..models import stage_sequence
 
     where = "plot_feature_maps"
-    channels = check_int(channels, "channels", where)
+    channels = int_at_least(channels, "channels", 1, where=where)
     if not hasattr(preprocessing, "normalize"):
         raise InvalidParameterError(
             f"{where}: preprocessing must be the Preprocessing returned by create_model "

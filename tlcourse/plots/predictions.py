@@ -10,10 +10,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from .._checks import int_at_least
 from ..errors import InvalidParameterError
 from ..metrics import confusion_counts
 from ._figures import RIGHT, WRONG, grid, new_figure, one_axes, show_image, wrap
-from ._inputs import as_class_names, as_display_images, as_probabilities, check_int, class_indices
+from ._inputs import as_class_names, as_display_images, as_probabilities, class_indices
 
 
 def plot_confusion_matrix(
@@ -88,8 +89,8 @@ def plot_misclassified(
     """
     where = "plot_misclassified"
     names = as_class_names(class_names, where)
-    max_images = check_int(max_images, "max_images", where)
-    ncols = check_int(ncols, "ncols", where)
+    max_images = int_at_least(max_images, "max_images", 1, where=where)
+    ncols = int_at_least(ncols, "ncols", 1, where=where)
     pictures = as_display_images(images_uint8, where)
     t = class_indices(y_true, len(pictures), len(names), "y_true", where)
     p = class_indices(y_pred, len(pictures), len(names), "y_pred", where)
@@ -133,8 +134,8 @@ def plot_image_grid(
     title says how many of how many).
     """
     where = "plot_image_grid"
-    ncols = check_int(ncols, "ncols", where)
-    max_images = check_int(max_images, "max_images", where)
+    ncols = int_at_least(ncols, "ncols", 1, where=where)
+    max_images = int_at_least(max_images, "max_images", 1, where=where)
     pictures = as_display_images(images_uint8, where)
     names = None
     if labels is not None:
@@ -167,7 +168,7 @@ def show_predictions(
     """
     where = "show_predictions"
     names = as_class_names(class_names, where)
-    k = check_int(k, "k", where)
+    k = int_at_least(k, "k", 1, where=where)
     k = min(k, len(names))
     pictures = as_display_images(images_uint8, where)
     p = as_probabilities(probs, len(pictures), len(names), where)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import math
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -28,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from ..._checks import is_finite_number
 
 from ...errors import unknown_name
 from ..feedback import Feedback
@@ -93,9 +94,7 @@ def number(value: Any, name: str) -> float | Feedback:
     """One finite number (a one-element tensor and numpy scalars count), or why ``value`` is not."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
-    if isinstance(value, (np.floating, np.integer)):
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_number(value):  # numpy scalars count; True, NaN and 10**400 do not
         return Feedback(False, f"{name} must be one finite number; got {value!r}.")
     return float(value)
 

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..._checks import is_int
 from ...errors import CourseError, InvalidParameterError
 from ..feedback import Feedback
 from .common import as_model, fail, reference_params
@@ -51,7 +52,7 @@ def pooled_linear_head(head: Any, in_features: int, num_classes: int) -> Feedbac
 
     The scores must be raw (logits): ``nn.CrossEntropyLoss`` applies the softmax itself.
     """
-    if not (isinstance(in_features, int) and in_features > 0 and isinstance(num_classes, int) and num_classes > 1):
+    if not (is_int(in_features) and in_features > 0 and is_int(num_classes) and num_classes > 1):
         raise InvalidParameterError(
             f"pooled_linear_head needs in_features > 0 and num_classes > 1 from the bank, got "
             f"in_features={in_features!r}, num_classes={num_classes!r}."

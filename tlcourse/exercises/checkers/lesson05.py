@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..._checks import is_number, is_positive_number
 from ...errors import InvalidParameterError
 from ..feedback import Feedback
 from .common import (
@@ -127,9 +128,9 @@ def layer_decay_lrs(
     """
     from ...models import trainable_stages
 
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+    if not is_positive_number(lr):
         raise InvalidParameterError(f"layer_decay_lrs needs lr > 0, got {lr!r}.")
-    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay < 1:
+    if not is_number(decay) or not 0 < decay < 1:
         raise InvalidParameterError(f"layer_decay_lrs needs 0 < decay < 1, got {decay!r}.")
     coverage = optimizer_coverage(model, optimizer)
     if not coverage.correct:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from ..._checks import is_number
 from ...errors import InvalidParameterError
 from ..feedback import Feedback
 from .common import number_and_vectors, vector
@@ -93,7 +94,7 @@ def balanced_accuracy_value(value: Any, labels: Any, preds: Any) -> Feedback:
 def threshold_for_recall(threshold: Any, scores: Any, labels: Any, target: float) -> Feedback:
     """``threshold`` flags ``scores >= threshold`` as positive (label 1) and is the highest one whose
     recall reaches ``target``: it catches enough positives with as few false alarms as possible."""
-    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
+    if not is_number(target) or not 0 < target <= 1:
         raise InvalidParameterError(f"threshold_for_recall needs 0 < target <= 1, got {target!r}.")
     parsed = number_and_vectors(threshold, "threshold", scores, "scores", labels, "labels")
     if isinstance(parsed, Feedback):

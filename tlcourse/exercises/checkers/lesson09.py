@@ -8,13 +8,13 @@ fastest model picked when a more accurate one also meets the budget), and raises
 from __future__ import annotations
 
 import functools
-import math
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
+from ..._checks import is_int, is_number, is_positive_number
 from ..feedback import Feedback
 from .common import as_model
 from .registry import register_checker
@@ -48,7 +48,7 @@ def parameter_count(value: Any, backbone: str, num_classes: int) -> Feedback:
     counting the state_dict (which adds BatchNorm's running statistics, buffers that are not
     parameters).
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not value.is_integer()):
+    if not (is_int(value) or (is_number(value) and float(value).is_integer())):
         return Feedback(False, f"Expected a whole number of parameters, got {value!r}.")
     value = int(value)
     counts = _counts(backbone, int(num_classes))
@@ -140,7 +140,7 @@ def best_under_budget(choice: Any, table: Any, budget_ms: float) -> Feedback:
     machine. Messages name the mistake: a model over the budget, the fastest model instead of
     the most accurate one that fits, the most accurate overall ignoring the budget.
     """
-    if not isinstance(budget_ms, (int, float)) or isinstance(budget_ms, bool) or not math.isfinite(budget_ms) or budget_ms <= 0:
+    if not is_positive_number(budget_ms):
         return Feedback(False, f"budget_ms must be a positive number of milliseconds, got {budget_ms!r}.")
     rows = _rows(table)
     if isinstance(rows, str):
