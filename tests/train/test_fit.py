@@ -8,7 +8,7 @@ from torch import nn
 from tlcourse.errors import CourseError, InvalidParameterError
 from tlcourse.features import FeatureSet, extract_features
 from tlcourse.models import create_model, freeze, get_head, snapshot
-from tlcourse.training import History, evaluate, fit
+from tlcourse.train import History, evaluate, fit
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,10 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from .errors import CourseError, InvalidParameterError, unknown_name
-from .models.backbones import stage_names, stage_of_parameters
-from .models.freezing import _optimizer_groups, trainable_stages
-from .models.freezing import unfreeze_top as _unfreeze_top
+from ..errors import CourseError, InvalidParameterError, unknown_name
+from ..models.backbones import stage_names, stage_of_parameters
+from ..models.freezing import _optimizer_groups, trainable_stages
+from ..models.freezing import unfreeze_top as _unfreeze_top
 
 
 def _positive_number(name: str, value: Any) -> float:

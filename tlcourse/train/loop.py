@@ -30,11 +30,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from . import atomic
-from .device import pick_device
-from .errors import CourseError, InvalidParameterError
-from .safeload import load_plain
-from .models.modes import evaluating, start_training
+from .. import atomic
+from ..device import pick_device
+from ..errors import CourseError, InvalidParameterError
+from ..safeload import load_plain
+from ..models.modes import evaluating, start_training
 
 
 @dataclass

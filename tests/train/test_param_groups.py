@@ -12,7 +12,7 @@ from torch import nn
 from tlcourse.errors import CourseError, InvalidParameterError
 from tlcourse.models import create_model, keep_frozen_bn_in_eval, stage_names, stage_of_parameters
 from tlcourse.models.freezing import find_freezing_traps, freeze, snapshot, trainable_stages, unfreeze_top
-from tlcourse.optim import TwoPhasePlan, lr_table, stage_param_groups, warmup_cosine
+from tlcourse.train import TwoPhasePlan, lr_table, stage_param_groups, warmup_cosine
 
 BACKBONES = ("mobilenet_v2", "efficientnet_lite0")
 
