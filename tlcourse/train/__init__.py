@@ -7,7 +7,8 @@ parameter groups, schedules).
 from __future__ import annotations
 
 from .loop import History, accuracy, evaluate, fit, iterate_batches, predict
-from .param_groups import TwoPhasePlan, WarmupCosine, lr_table, stage_param_groups, warmup_cosine
+from .param_groups import lr_table, stage_param_groups
+from .schedules import TwoPhasePlan, WarmupCosine, warmup_cosine
 
 __all__ = [
     "History",
