@@ -6,7 +6,10 @@ parameter groups, schedules).
 """
 from __future__ import annotations
 
-from .loop import History, accuracy, evaluate, fit, iterate_batches, predict
+from .checkpoint import load_checkpoint, save_checkpoint
+from .fitting import fit
+from .history import History
+from .loop import accuracy, evaluate, iterate_batches, predict, train_one_epoch
 from .param_groups import lr_table, stage_param_groups
 from .schedules import TwoPhasePlan, WarmupCosine, warmup_cosine
 
@@ -18,8 +21,11 @@ __all__ = [
     "evaluate",
     "fit",
     "iterate_batches",
+    "load_checkpoint",
     "lr_table",
     "predict",
+    "save_checkpoint",
     "stage_param_groups",
+    "train_one_epoch",
     "warmup_cosine",
 ]
