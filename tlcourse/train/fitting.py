@@ -21,7 +21,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +86,15 @@ def _validate(epochs: int, batch_size: int, lr: float, patience: int | None) -> 
         raise InvalidParameterError(f"lr must be a positive number, got {lr!r}.")
     if patience is not None and (not isinstance(patience, int) or patience < 1):
         raise InvalidParameterError(f"patience must be a positive integer or None, got {patience!r}.")
+
+
+def _check_not_empty(train_data: Dataset) -> None:
+    """Refuse an empty training set up front (torch's sampler would fail with its own words)."""
+    if isinstance(train_data, Sized) and len(train_data) == 0:
+        raise CourseError(
+            "There is nothing to train on: train_data is empty (0 images). Check the split, "
+            "filter or take_per_class(...) call that built it."
+        )
 
 
 def _params_missing_from(optimizer: torch.optim.Optimizer, model: nn.Module) -> list[str]:
@@ -207,6 +216,7 @@ def fit(
     not improved for that many epochs; ``restore_best`` then loads the best epoch's weights.
     """
     _validate(epochs, batch_size, lr, patience)
+    _check_not_empty(train_data)
     device = pick_device(device)
     optimizer, channels_last = _prepare(model, optimizer, lr, device, seed, channels_last)
     run = _Run(model, optimizer, scheduler, criterion or nn.CrossEntropyLoss(), device, channels_last,

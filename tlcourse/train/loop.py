@@ -179,7 +179,7 @@ def train_one_epoch(
         loss_sum += float(loss.detach()) * len(y)
         correct += int((logits.argmax(1) == y).sum())
     if not seen:
-        raise CourseError("There is nothing to train on: the training data gave no batches (is it empty?).")
+        raise CourseError("There is nothing to train on: the batches held no images (is the training data empty?).")
     return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "lr": float(optimizer.param_groups[0]["lr"])}
 
 
