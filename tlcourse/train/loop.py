@@ -247,11 +247,12 @@ def predict(model: nn.Module, data: Dataset, **kwargs: Any) -> tuple[torch.Tenso
 
 
 def accuracy(probs_or_preds: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction right, from class probabilities ``(N, C)`` or predicted classes ``(N,)``."""
     preds = probs_or_preds.argmax(1) if probs_or_preds.ndim == 2 else probs_or_preds
     return float((preds == labels).float().mean())
 
 
-def iterate_batches(data: Dataset, batch_size: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+def iterate_batches(data: Dataset, batch_size: int) -> Batches:
     """Deterministic, unshuffled batches (for feature extraction and plots)."""
     return _loader(data, batch_size, False, 0)
 
