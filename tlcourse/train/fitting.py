@@ -68,6 +68,11 @@ class _Run:
     criterion: nn.Module
     device: torch.device
     channels_last: bool
+    amp: bool
+    scaler: torch.amp.GradScaler | None
+    freeze_bn: bool
+    progress: bool
+    seed: int
     loader: DataLoader
     val_data: Dataset | None
     val_batch_size: int
@@ -139,17 +144,16 @@ def _resume(run: _Run) -> int:
     return start_epoch
 
 
-def _epoch(run: _Run, epoch: int, *, seed: int, amp: bool, scaler: torch.amp.GradScaler | None,
-           freeze_bn: bool, progress: bool) -> dict[str, float]:
+def _epoch(run: _Run, epoch: int) -> dict[str, float]:
     """Train one epoch, then validate (tracking the best epoch); the epoch's record."""
     run.doing = f"training epoch {epoch}"
     t0 = time.perf_counter()
-    run.loader.generator.manual_seed(seed + epoch)  # the same batch order for this epoch on resume
+    run.loader.generator.manual_seed(run.seed + epoch)  # the same batch order for this epoch on resume
     record: dict[str, float] = {"epoch": epoch}
     record.update(train_one_epoch(
         run.model, run.loader, run.optimizer, criterion=run.criterion, device=run.device,
-        scheduler=run.scheduler, amp=amp, scaler=scaler, freeze_bn=freeze_bn,
-        channels_last=run.channels_last, epoch=epoch, progress=progress,
+        scheduler=run.scheduler, amp=run.amp, scaler=run.scaler, freeze_bn=run.freeze_bn,
+        channels_last=run.channels_last, epoch=epoch, progress=run.progress,
     ))
     if run.val_data is not None:
         run.doing = f"validating epoch {epoch}"
@@ -219,18 +223,21 @@ def fit(
     _check_not_empty(train_data)
     device = pick_device(device)
     optimizer, channels_last = _prepare(model, optimizer, lr, device, seed, channels_last)
-    run = _Run(model, optimizer, scheduler, criterion or nn.CrossEntropyLoss(), device, channels_last,
-               _loader(train_data, batch_size, True, seed), val_data, max(batch_size, 64),
-               History(label=label), Path(checkpoint_path) if checkpoint_path else None)
+    run = _Run(
+        model=model, optimizer=optimizer, scheduler=scheduler, criterion=criterion or nn.CrossEntropyLoss(),
+        device=device, channels_last=channels_last, amp=amp, scaler=_grad_scaler(device, amp),
+        freeze_bn=freeze_bn, progress=progress, seed=seed, loader=_loader(train_data, batch_size, True, seed),
+        val_data=val_data, val_batch_size=max(batch_size, 64), history=History(label=label),
+        checkpoint=Path(checkpoint_path) if checkpoint_path else None,
+    )
     start_epoch = _resume(run) if resume else 1
     if start_epoch > epochs:
         return run.history
-    scaler = _grad_scaler(device, amp)
     epoch_bar = tqdm(range(start_epoch, epochs + 1), desc=label or "epochs", disable=not progress)
     out_of_memory = False
     try:
         for epoch in epoch_bar:
-            record = _epoch(run, epoch, seed=seed, amp=amp, scaler=scaler, freeze_bn=freeze_bn, progress=progress)
+            record = _epoch(run, epoch)
             epoch_bar.set_postfix({k: round(v, 3) for k, v in record.items() if k.endswith(("loss", "acc"))})
             _save(run, epoch)
             if on_epoch_end is not None:
