@@ -38,7 +38,7 @@ from _common import (
 
 from tlcourse.features import _module_digest, extract_features
 from tlcourse.models import create_model, fold_batchnorm, get_spec
-from tlcourse.training import iterate_batches
+from tlcourse.train import iterate_batches
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from _common import best_of, cold_feature_cache, footer, header, parser, plants,
 
 from tlcourse.features import extract_features, train_linear_head
 from tlcourse.models import create_model, get_head
-from tlcourse.training import fit
+from tlcourse.train import fit
 
 
 def frozen_model(backbone: str, num_classes: int, seed: int):

@@ -19,7 +19,7 @@ from _common import best_of, cold_feature_cache, footer, header, parser, plants,
 
 from tlcourse.features import extract_features
 from tlcourse.models import create_model, split_at, stage_names, stage_of_parameters
-from tlcourse.training import fit
+from tlcourse.train import fit
 
 
 def partly_frozen(backbone: str, num_classes: int, boundary: str):

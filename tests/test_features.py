@@ -15,7 +15,7 @@ from tlcourse.features import (
 )
 from tlcourse.models import create_model, freeze, get_spec, pooled_features, replace_head, split_at
 from tlcourse.paths import subcache
-from tlcourse.training import evaluate
+from tlcourse.train import evaluate
 
 
 @pytest.fixture(scope="module")

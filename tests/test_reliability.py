@@ -223,7 +223,7 @@ def test_cuda_requested_but_absent(tiny_root: Path, tmp_path: Path, monkeypatch:
     from tlcourse.device import pick_device
     from tlcourse.course.lesson import start_lesson
     from tlcourse.models import create_model
-    from tlcourse.training import fit
+    from tlcourse.train import fit
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(CourseError) as info:
@@ -260,7 +260,7 @@ def _raise_oom_after(model: torch.nn.Module, calls: int) -> None:
 
 def test_out_of_memory_suggests_half_the_batch_size(tiny_root: Path, tmp_path: Path) -> None:
     from tlcourse.models import create_model
-    from tlcourse.training import evaluate, fit
+    from tlcourse.train import evaluate, fit
 
     train, val = _tiny_sets(tiny_root)
     # Training: epoch 1 runs (4 batches + 1 validation batch), then epoch 2 runs out of memory.
@@ -349,7 +349,7 @@ def _tiny_fit(root: Path, *, checkpoint: Path | None = None, resume: bool = Fals
               on_epoch_end=None, epochs: int = 3):
     """MobileNetV2, every layer trained (BN and dropout active), flips, on 30 real leaves."""
     from tlcourse.models import create_model
-    from tlcourse.training import fit
+    from tlcourse.train import fit
 
     class SlowDisk(torch.utils.data.Dataset):
         """Training images that take ``delay`` s each to read, so a test can kill mid-epoch."""

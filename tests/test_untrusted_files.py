@@ -34,7 +34,7 @@ def leaf_features(small_plants):
 
 
 def test_hostile_checkpoint_is_refused_on_resume(leaf_features, tmp_path: Path) -> None:
-    from tlcourse.training import fit
+    from tlcourse.train import fit
 
     marker = tmp_path / "PAYLOAD_RAN"
     ckpt = tmp_path / "run.pt"

@@ -2,7 +2,7 @@
 
 The notebooks show each idea in plain PyTorch; this package holds the plumbing: pretrained
 backbones and their offline weights (:mod:`tlcourse.models`), real datasets
-(:mod:`tlcourse.data`), the training loop (:mod:`tlcourse.training`), cached features
+(:mod:`tlcourse.data`), the training loop (:mod:`tlcourse.train`), cached features
 (:mod:`tlcourse.features`), plots (:mod:`tlcourse.plots`), exercises
 (:mod:`tlcourse.exercises`) and the course itself: lessons, the runner and the command line
 (:mod:`tlcourse.course`). ``CONTRIBUTING.md`` maps every module.
@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 # torch up front (tests/test_package.py checks this list against the package's folders).
 _SUBMODULES = {
     "atomic", "cli", "course", "csvsafe", "data", "deploy", "device", "doctor", "errors",
-    "exercises", "experiments", "features", "metrics", "models", "optim", "pack", "paths",
-    "plots", "safeload", "training",
+    "exercises", "experiments", "features", "metrics", "models", "pack", "paths", "plots",
+    "safeload", "train",
 }
 
 

@@ -21,7 +21,7 @@ The four strategies, from least to most trained:
 - ``full``: every layer of the pretrained network trains.
 - ``scratch``: the same architecture from random weights; every layer trains.
 
-The three network strategies use :func:`tlcourse.training.fit` with ``epochs``, ``lr`` and
+The three network strategies use :func:`tlcourse.train.fit` with ``epochs``, ``lr`` and
 ``batch_size`` from the :class:`Budget`, no augmentation (cached activations cannot be
 augmented, so nobody gets it) and no early stopping: the test images never choose an epoch.
 After training, their BatchNorm running statistics are re-estimated on the training images
@@ -60,7 +60,7 @@ from .errors import InvalidParameterError, unknown_name
 from .features import extract_features
 from .models import create_model, get_spec, split_at
 from .course.params import check_parameters
-from .training import evaluate, fit
+from .train import evaluate, fit
 
 #: Strategy name -> the label plots and tables use, from least to most trained.
 STRATEGIES: dict[str, str] = {

@@ -28,7 +28,7 @@ from .models.folding import fold_batchnorm
 from .models.modes import evaluating
 from .paths import subcache
 from .safeload import load_cache
-from .training import History, fit, iterate_batches
+from .train import History, fit, iterate_batches
 
 _MEMORY: dict[str, "FeatureSet"] = {}
 

@@ -130,7 +130,7 @@ def test_bad_top_k(leaf_export: LeafExport, leaves: Path, run_predict) -> None:
 def test_predict_refuses_a_file_that_is_not_a_tlcourse_export(
     kind: str, leaf_export: LeafExport, tmp_path: Path, run_predict
 ) -> None:
-    from tlcourse.training import fit
+    from tlcourse.train import fit
 
     leaf = leaf_export.held_out[0]
     if kind == "training checkpoint":  # what fit(checkpoint_path=...) leaves: the likeliest mix-up

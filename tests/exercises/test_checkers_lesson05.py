@@ -10,10 +10,10 @@ import torch
 from stage_setups import params_of, train_only
 from torch import nn
 
-from tlcourse import optim
 from tlcourse.errors import InvalidParameterError
 from tlcourse.exercises.checkers.lesson05 import discriminative_lrs, layer_decay_lrs
 from tlcourse.models import trainable_stages, unfreeze_top
+from tlcourse.train import stage_param_groups, warmup_cosine
 
 BANK = "05_fine_tuning"
 
@@ -128,7 +128,7 @@ def test_rebuild_optimizer_after_unfreezing_passes(model, ex):
     unfreeze_top(model, 0)
     torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)  # phase 1's
     unfreeze_top(model, 2)
-    opt = torch.optim.AdamW(optim.stage_param_groups(model, {"stage5": 1e-4, "top": 1e-4, "head": 1e-4}))
+    opt = torch.optim.AdamW(stage_param_groups(model, {"stage5": 1e-4, "top": 1e-4, "head": 1e-4}))
     assert ex.grade("rebuild_optimizer", model=model, optimizer=opt).correct
 
 
@@ -166,14 +166,14 @@ def test_layer_decay_right_groups_pass_through_bank(model, ex):
 
 def test_layer_decay_library_groups_pass(model):
     unfreeze_top(model, 3)
-    opt = torch.optim.AdamW(optim.stage_param_groups(model, lr=1e-3, decay=0.5))
+    opt = torch.optim.AdamW(stage_param_groups(model, lr=1e-3, decay=0.5))
     assert layer_decay_lrs(model, opt, lr=1e-3, decay=0.5).correct
 
 
 def test_layer_decay_counts_initial_lr_under_a_scheduler(model):
     unfreeze_top(model, 3)
-    opt = torch.optim.AdamW(optim.stage_param_groups(model, lr=1e-3, decay=0.5))
-    optim.warmup_cosine(opt, total_steps=10, warmup_steps=2)  # lr is now 1/2 of each group's rate
+    opt = torch.optim.AdamW(stage_param_groups(model, lr=1e-3, decay=0.5))
+    warmup_cosine(opt, total_steps=10, warmup_steps=2)  # lr is now 1/2 of each group's rate
     assert layer_decay_lrs(model, opt, lr=1e-3, decay=0.5).correct
 
 

@@ -18,7 +18,7 @@ from tlcourse.deploy import measure_latency
 from tlcourse.features import extract_features, probe_stages
 from tlcourse.models import FlipAverage, create_model, keep_frozen_bn_in_eval, stage_modules, unfreeze_top
 from tlcourse.models.modes import evaluating
-from tlcourse.training import evaluate, fit
+from tlcourse.train import evaluate, fit
 
 FROZEN = ["stem", "stage1", "stage2", "stage3", "stage4", "stage5"]
 

@@ -6,7 +6,7 @@ from torch import nn
 
 from tlcourse.deploy import export_model, load_exported
 from tlcourse.models import FlipAverage, create_model, get_spec
-from tlcourse.training import evaluate
+from tlcourse.train import evaluate
 
 
 def _model() -> nn.Module:

@@ -399,7 +399,7 @@ def find_freezing_traps(
                 f"({sum(p.numel() for _, p in missing):,} values, e.g. {missing[0][0]}) are in no "
                 "optimizer param group: they get gradients but are never updated. The optimizer "
                 "was probably built before this stage was unfrozen; build a new optimizer after "
-                "unfreezing (tlcourse.optim.stage_param_groups(model, ...)) or add them with "
+                "unfreezing (tlcourse.train.stage_param_groups(model, ...)) or add them with "
                 "optimizer.add_param_group(...).",
             ))
         carried = [(n, p) for n, p in state.params if not p.requires_grad and id(p) in ids]
@@ -420,7 +420,7 @@ def find_freezing_traps(
                     f"the optimizer carries {_plural(len(carried), 'frozen tensor')}: harmless "
                     "while their .grad stays None (the optimizer skips them), but wasteful and "
                     "fragile. Build it from [p for p in model.parameters() if p.requires_grad] "
-                    "or tlcourse.optim.stage_param_groups(model, ...).",
+                    "or tlcourse.train.stage_param_groups(model, ...).",
                     severity="warning",
                 ))
     if not any_trainable:

@@ -39,7 +39,7 @@ def _history_records(history: Any, where: str) -> tuple[list[Mapping[str, Any]],
     else:
         raise InvalidParameterError(
             f"{where}: cannot read a history from a {type(history).__name__}. Pass the History "
-            "returned by tlcourse.training.fit, a list of per-epoch dicts, or a DataFrame."
+            "returned by tlcourse.train.fit, a list of per-epoch dicts, or a DataFrame."
         )
     if not records:
         raise InvalidParameterError(f"{where}: a history is empty (no finished epoch to plot).")

@@ -122,7 +122,7 @@ def layer_decay_lrs(
     """Every trainable stage has its own rate ``lr * decay**depth``, depth counted from the head.
 
     Depth counts *trainable* stages only, from the head (0) downwards, as
-    :func:`tlcourse.optim.stage_param_groups` does: with stage5, top and head unfrozen, the
+    :func:`tlcourse.train.stage_param_groups` does: with stage5, top and head unfrozen, the
     head gets ``lr``, top ``lr * decay`` and stage5 ``lr * decay**2``. The optimizer must hold
     every trainable tensor exactly once and nothing frozen (as ``optimizer_covers_trainable``).
     """
