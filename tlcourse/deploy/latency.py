@@ -28,15 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._checks import int_at_least
 from ..device import pick_device
 from ..errors import CourseError, InvalidParameterError
 from ..models.modes import evaluating
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return value
 
 
 @contextlib.contextmanager
@@ -48,7 +43,7 @@ def torch_threads(threads: int | None) -> Iterator[int]:
     """
     before = torch.get_num_threads()
     if threads is not None:
-        torch.set_num_threads(_check_int(threads, "threads", 1))
+        torch.set_num_threads(int_at_least(threads, "threads", 1))
     try:
         yield torch.get_num_threads()
     finally:
@@ -73,7 +68,7 @@ def _input_batch(
     if images is None:
         if image_size is None:
             raise InvalidParameterError("Give image_size (pixels per side) or a batch of images to time.")
-        _check_int(image_size, "image_size", 16)
+        int_at_least(image_size, "image_size", 16)
         generator = torch.Generator().manual_seed(seed)
         return torch.randn(batch_size, 3, image_size, image_size, generator=generator)
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
@@ -124,9 +119,9 @@ def measure_latency(
     """
     if not isinstance(model, nn.Module):
         raise InvalidParameterError(f"model must be a torch nn.Module, got {type(model).__name__}.")
-    _check_int(batch_size, "batch_size", 1)
-    _check_int(repeats, "repeats", 1)
-    _check_int(warmup, "warmup", 0)
+    int_at_least(batch_size, "batch_size", 1)
+    int_at_least(repeats, "repeats", 1)
+    int_at_least(warmup, "warmup", 0)
     device = pick_device(device)
     x = _input_batch(images, image_size, batch_size, seed).to(device)
     first = next(model.parameters(), None)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._checks import int_in_range
 from ..errors import CourseError, InvalidParameterError
 from ..models.preprocessing import Preprocessing
 from .archive_check import check_member_names, checked_export_archive, export_root
@@ -32,11 +33,7 @@ PREDICT_BATCH = 32
 
 def check_top_k(top_k: Any, num_classes: int) -> int:
     """``top_k`` as given, if it is a whole number of classes this model has."""
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= num_classes:
-        raise InvalidParameterError(
-            f"top_k must be an integer from 1 to {num_classes} (the number of classes), got {top_k!r}."
-        )
-    return top_k
+    return int_in_range(top_k, "top_k", 1, num_classes, hint=f"This model has {num_classes} classes.")
 
 
 def _not_an_export(path: Path, what: str) -> CourseError:

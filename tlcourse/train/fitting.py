@@ -30,8 +30,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .._checks import int_at_least, positive_number
 from ..device import pick_device
-from ..errors import CourseError, InvalidParameterError
+from ..errors import CourseError
 from .checkpoint import resume_from, save_checkpoint
 from .history import History
 from .loop import _evaluate, _grad_scaler, _is_out_of_memory, _loader, _out_of_memory, _place, train_one_epoch
@@ -83,14 +84,11 @@ class _Run:
 
 
 def _validate(epochs: int, batch_size: int, lr: float, patience: int | None) -> None:
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        raise InvalidParameterError(f"epochs must be a positive integer, got {epochs!r}.")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InvalidParameterError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise InvalidParameterError(f"lr must be a positive number, got {lr!r}.")
-    if patience is not None and (not isinstance(patience, int) or patience < 1):
-        raise InvalidParameterError(f"patience must be a positive integer or None, got {patience!r}.")
+    int_at_least(epochs, "epochs", 1)
+    int_at_least(batch_size, "batch_size", 1)
+    positive_number(lr, "lr")
+    if patience is not None:
+        int_at_least(patience, "patience", 1, hint="Or None to train every epoch.")
 
 
 def _check_not_empty(train_data: Dataset) -> None:

@@ -19,15 +19,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._checks import positive_number
 from ..errors import CourseError, InvalidParameterError, unknown_name
 from ..models.backbones import stage_names, stage_of_parameters
 from ..models.freezing import _optimizer_groups, trainable_stages
-
-
-def _positive_number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise InvalidParameterError(f"{name} must be a positive number, got {value!r}.")
-    return float(value)
 
 
 def _no_decay(name: str, param: torch.Tensor) -> bool:
@@ -85,7 +80,7 @@ def stage_param_groups(
         for stage, value in lrs.items():
             if stage not in names:
                 raise unknown_name("stage", str(stage), names)
-            _positive_number(f"lrs[{stage!r}]", value)
+            positive_number(value, f"lrs[{stage!r}]")
         frozen_listed = [s for s in lrs if s not in live]
         if frozen_listed:
             raise CourseError(
@@ -106,10 +101,10 @@ def stage_param_groups(
             raise InvalidParameterError(
                 "Give lrs={stage: lr, ...} or lr=... (the head's rate, with an optional decay)."
             )
-        top_lr = _positive_number("lr", lr)
+        top_lr = positive_number(lr, "lr")
         factor = 1.0
         if decay is not None:
-            factor = _positive_number("decay", decay)
+            factor = positive_number(decay, "decay")
             if factor > 1:
                 raise InvalidParameterError(
                     f"decay must be in (0, 1] (lower stages get smaller rates), got {decay!r}."

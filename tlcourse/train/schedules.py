@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -19,7 +18,8 @@ from torch.optim.lr_scheduler import LambdaLR
 from ..errors import CourseError, InvalidParameterError
 from ..models.backbones import stage_names
 from ..models.freezing import unfreeze_top as _unfreeze_top
-from .param_groups import _positive_number, stage_param_groups
+from .._checks import int_at_least, positive_number
+from .param_groups import stage_param_groups
 
 
 class WarmupCosine:
@@ -52,12 +52,6 @@ class WarmupCosine:
         )
 
 
-def _count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return value
-
-
 def warmup_cosine(
     optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_factor: float = 0.0
 ) -> LambdaLR:
@@ -68,8 +62,8 @@ def warmup_cosine(
     cosine tail lets the last epochs refine rather than jump. Factors multiply each group's own
     rate, so discriminative rates keep their ratios throughout.
     """
-    total_steps = _count("total_steps", total_steps, 1)
-    warmup_steps = _count("warmup_steps", warmup_steps, 0)
+    total_steps = int_at_least(total_steps, "total_steps", 1)
+    warmup_steps = int_at_least(warmup_steps, "warmup_steps", 0)
     if warmup_steps >= total_steps:
         raise InvalidParameterError(
             f"warmup_steps ({warmup_steps}) must be smaller than total_steps ({total_steps}), "
@@ -106,16 +100,16 @@ class TwoPhasePlan:
     min_factor: float = 0.0
 
     def __post_init__(self) -> None:
-        _count("head_epochs", self.head_epochs, 0)
-        _count("finetune_epochs", self.finetune_epochs, 0)
+        int_at_least(self.head_epochs, "head_epochs", 0)
+        int_at_least(self.finetune_epochs, "finetune_epochs", 0)
         if self.head_epochs + self.finetune_epochs == 0:
             raise InvalidParameterError("A TwoPhasePlan needs head_epochs or finetune_epochs > 0.")
-        _positive_number("head_lr", self.head_lr)
-        _positive_number("base_lr", self.base_lr)
+        positive_number(self.head_lr, "head_lr")
+        positive_number(self.base_lr, "base_lr")
         if self.finetune_head_lr is not None:
-            _positive_number("finetune_head_lr", self.finetune_head_lr)
-        _count("unfreeze_top", self.unfreeze_top, 0)
-        if self.decay is not None and not 0 < _positive_number("decay", self.decay) <= 1:
+            positive_number(self.finetune_head_lr, "finetune_head_lr")
+        int_at_least(self.unfreeze_top, "unfreeze_top", 0)
+        if self.decay is not None and not 0 < positive_number(self.decay, "decay") <= 1:
             raise InvalidParameterError(f"decay must be in (0, 1], got {self.decay!r}.")
         wf = self.warmup_fraction
         if isinstance(wf, bool) or not isinstance(wf, (int, float)) or not 0 <= wf < 1:
@@ -130,7 +124,7 @@ class TwoPhasePlan:
         return self.head_epochs + self.finetune_epochs
 
     def _steps(self, phase: str, epochs: int, steps_per_epoch: int) -> int:
-        _count("steps_per_epoch", steps_per_epoch, 1)
+        int_at_least(steps_per_epoch, "steps_per_epoch", 1)
         if epochs == 0:
             raise CourseError(
                 f"This plan has 0 epochs for {phase}; skip that phase (or give it epochs)."
