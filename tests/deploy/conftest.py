@@ -36,12 +36,12 @@ def checkout_env() -> dict[str, str]:
 @pytest.fixture()
 def run_predict(capsys: pytest.CaptureFixture[str]):
     """``run_predict(*argv)``: ``tlcourse predict ARGV...`` in this process, through
-    ``tlcourse.cli.main`` exactly as the console script runs it. Returns (exit status, CSV rows
+    ``tlcourse.course.cli.main`` exactly as the console script runs it. Returns (exit status, CSV rows
     of stdout, stderr)."""
     import csv
     import io
 
-    from tlcourse.cli import main
+    from tlcourse.course.cli import main
 
     def run(*argv: object) -> tuple[int, list[list[str]], str]:
         code = main(["predict", *map(str, argv)])

@@ -24,7 +24,7 @@ from torch import nn
 from exported_leaves import LeafExport
 from filesnap import snapshot
 from hostile_pickles import Touch, python_code, torch_payload
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 from tlcourse.deploy import load_exported
 from tlcourse.errors import CourseError, UnsafeFileError
 

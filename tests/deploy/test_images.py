@@ -52,7 +52,7 @@ def kib(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
             return int(line.split()[1])
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 from tlcourse.deploy import load_exported
 import torch
 model_file, photo, door = sys.argv[1:]

@@ -1,7 +1,7 @@
 """``tlcourse predict``: real leaf photos, damaged and hostile inputs, wrong model files.
 
 The model file is the session's real export (tests/deploy/exported_leaves.py: MobileNetV2, head
-trained on cached features at 64 px). The command runs in-process through ``tlcourse.cli.main``
+trained on cached features at 64 px). The command runs in-process through ``tlcourse.course.cli.main``
 (``run_predict``), exactly as the console script does, so exit statuses and stdout/stderr are the
 real ones; the pipe test runs it in a fresh process under bash.
 """
@@ -144,7 +144,7 @@ def test_predict_refuses_a_file_that_is_not_a_tlcourse_export(
         shutil.copyfile(leaf, model_file)
         expected = "it is not a model archive at all"
     else:
-        from tlcourse.pack import build_pack
+        from tlcourse.course.pack import build_pack
 
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("TORCH_HOME", str(tmp_path / "torch"))

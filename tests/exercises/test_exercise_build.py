@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tlcourse.cli import main as cli_main
+from tlcourse.course.cli import main as cli_main
 from tlcourse.exercises.build import (
     ANSWERS_PLACEHOLDER,
     PLACEHOLDER,

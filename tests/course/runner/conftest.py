@@ -28,7 +28,7 @@ def course(tmp_path, monkeypatch) -> Path:
 def cli_run(tmp_path_factory, python3_kernel):
     """``tlcourse run --profile smoke -p lr=0.5`` on the fixture course, run in place:
     ``(exit status, output folder, the sources before, what it printed)``."""
-    from tlcourse.cli import main
+    from tlcourse.course.cli import main
 
     before = fixture_sources()
     out = tmp_path_factory.mktemp("run") / "out"

@@ -7,7 +7,7 @@ import os
 import re
 
 from runner_fixture import FIXTURE, SOURCES, fixture_sources
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 from tlcourse.course import results
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from filesnap import course_sources, snapshot
 from runner_fixture import REPO
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 from tlcourse.course.runner import run_course
 from tlcourse.errors import CourseError
 

@@ -8,7 +8,7 @@ import pytest
 
 from filesnap import course_sources
 from runner_fixture import REPO
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 from tlcourse.course.runner import prepare_run, run_course
 from tlcourse.errors import InvalidParameterError
 

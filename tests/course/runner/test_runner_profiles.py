@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from runner_fixture import REPO
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 from tlcourse.course.runner import load_profiles, prepare_run
 from tlcourse.errors import CourseError
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from runner_fixture import REPO
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 from tlcourse.course import results
 from tlcourse.course.runner import TCP_WARNING
 

@@ -49,13 +49,13 @@ from typing import Any, BinaryIO
 
 from tqdm.auto import tqdm
 
-from ._archive import FILE, member_kind, unsafe_name
-from ._hashing import CHUNK, HashingReader, sha256_file
-from .atomic import atomic_path
-from .errors import AssetNotFoundError, ChecksumError, CourseError, unknown_name
-from .models.registry import OFFLINE_WEIGHTS
-from .models.weights import WeightFile, hub_checkpoint_dir
-from .paths import cache_dir, data_cache_dir
+from .._archive import FILE, member_kind, unsafe_name
+from .._hashing import CHUNK, HashingReader, sha256_file
+from ..atomic import atomic_path
+from ..errors import AssetNotFoundError, ChecksumError, CourseError, unknown_name
+from ..models.registry import OFFLINE_WEIGHTS
+from ..models.weights import WeightFile, hub_checkpoint_dir
+from ..paths import cache_dir, data_cache_dir
 
 __all__ = [
     "MANIFEST_NAME",
@@ -140,13 +140,13 @@ class UnpackReport:
 
 def pack_assets() -> list[str]:
     """Every asset a complete pack carries: the offline backbones' weights, then the datasets."""
-    from .data.registry import DATASETS
+    from ..data.registry import DATASETS
 
     return list(OFFLINE_WEIGHTS) + list(DATASETS)
 
 
 def _dataset_members(name: str) -> list[PackMember]:
-    from .data.registry import get_info
+    from ..data.registry import get_info
 
     info = get_info(name)
     # "package" datasets (ELPV) are recorded relative to the package's data folder; in a data
@@ -222,7 +222,7 @@ def _weight_source(weight: WeightFile) -> Path | None:
 
 def _sources(members: list[PackMember]) -> list[tuple[PackMember, Path]]:
     """Each member with the file it is read from; every missing asset is reported at once."""
-    from .data.registry import locate
+    from ..data.registry import locate
 
     bases: dict[str, Path] = {}
     missing: list[str] = []
@@ -254,7 +254,7 @@ def _sources(members: list[PackMember]) -> list[tuple[PackMember, Path]]:
             source = _weight_source(OFFLINE_WEIGHTS[m.asset])
             assert source is not None  # checked above
         else:
-            from .data.registry import get_info
+            from ..data.registry import get_info
 
             info = get_info(m.asset)
             rel = m.path[len(DATA_PREFIX):]
@@ -369,7 +369,7 @@ def build_pack(
 
 
 def _write_pack(out: Path, pairs: list[tuple[PackMember, Path]], progress: bool) -> PackReport:
-    from . import __version__
+    from .. import __version__
 
     members = [m for m, _ in pairs]
     manifest = {
@@ -685,7 +685,7 @@ def _mb(n: int) -> str:
 def cli_pack(args: argparse.Namespace) -> int:
     """``tlcourse pack --out FILE [--force]``."""
     report = build_pack(args.out, force=args.force)
-    from . import __version__
+    from .. import __version__
 
     print(f"Wrote {report.path}: {len(report.members):,} files, {_mb(report.size)}, tlcourse {__version__}.")
     for asset, (kind, n, size) in report.assets().items():

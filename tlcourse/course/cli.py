@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .errors import CourseError
+from ..errors import CourseError
 
 
 def _handler(module: str, function: str):
@@ -24,7 +24,7 @@ def _handler(module: str, function: str):
 
 def _add_doctor(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("doctor", help="check this machine can run the course; seed offline weights")
-    p.set_defaults(func=_handler("tlcourse.doctor", "cli_doctor"))
+    p.set_defaults(func=_handler("tlcourse.course.doctor", "cli_doctor"))
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
@@ -93,15 +93,15 @@ def _add_pack(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="the pack file to write (an existing file is refused)")
     p.add_argument("--force", action="store_true",
                    help="replace an existing --out file (only once the new pack is complete)")
-    p.set_defaults(func=_handler("tlcourse.pack", "cli_pack"))
+    p.set_defaults(func=_handler("tlcourse.course.pack", "cli_pack"))
     u = sub.add_parser("unpack", help="install a classroom pack into the cache, offline")
     u.add_argument("file")
-    u.set_defaults(func=_handler("tlcourse.pack", "cli_unpack"))
+    u.set_defaults(func=_handler("tlcourse.course.pack", "cli_unpack"))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tlcourse", description=__doc__.splitlines()[0])
-    from . import __version__
+    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"tlcourse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -27,7 +27,7 @@ def _imagenet_sanity() -> Check:
     from skimage import data as skdata
     from torchvision.models import MobileNet_V2_Weights
 
-    from .models import imagenet_categories, load_backbone
+    from ..models import imagenet_categories, load_backbone
 
     model = load_backbone("mobilenet_v2").eval()
     image = torch.from_numpy(skdata.chelsea()).permute(2, 0, 1)
@@ -101,11 +101,11 @@ def run_checks() -> list[Check]:
     import torch
     import torchvision
 
-    from . import __version__
-    from .data.registry import DATASETS, locate
-    from .device import pick_device
-    from .errors import CourseError
-    from .models.registry import OFFLINE_BACKBONES, weight_path
+    from .. import __version__
+    from ..data.registry import DATASETS, locate
+    from ..device import pick_device
+    from ..errors import CourseError
+    from ..models.registry import OFFLINE_BACKBONES, weight_path
 
     checks = [
         Check("tlcourse", True, __version__),
