@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,26 @@ def offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     monkeypatch.setattr(dl, "RETRY_BACKOFF_S", 0.0)
     return {"cache": cache, "torch": torch_home}
+
+
+# ----------------------------------------------- files for others (test_atomic, course/, data/)
+
+
+@pytest.fixture
+def umask() -> Iterator[None]:
+    """Run a test under umask 022 (the common default), whatever the test runner's umask is."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.fixture
+def small_packs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Path) -> None:
+    """``tlcourse pack`` builds the smallest real pack (PneumoniaMNIST, 2.4 MB), not all assets."""
+    from tlcourse import pack
+
+    monkeypatch.setenv("TLCOURSE_DATA", str(shared_data))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(pack, "pack_assets", lambda: ["pneumoniamnist"])

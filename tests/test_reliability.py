@@ -290,58 +290,6 @@ def test_out_of_memory_suggests_half_the_batch_size(tiny_root: Path, tmp_path: P
     assert "while evaluating 12 images with batch_size=64. Use batch_size=32 (half of 64)" in str(info.value)
 
 
-class _Crash(BaseException):
-    """Stands for the process dying at the worst moment (a KeyboardInterrupt would do too)."""
-
-
-@pytest.mark.parametrize("writer", ["progress", "results", "checkpoint", "download"])
-def test_files_are_replaced_atomically_an_interrupted_write_keeps_the_old_one(
-    writer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loopback_server: LoopbackServer  # noqa: F811
-) -> None:
-    """Interrupt each writer just before its rename: the earlier file is intact, no temp left."""
-    from tlcourse.exercises import progress
-    from tlcourse.atomic import torch_save
-
-    target = tmp_path / "out" / "file"
-
-    def write(version: int) -> None:
-        if writer == "progress":
-            progress.append_entry(target, {"learner": "ada", "bank": "b", "question": f"q{version}",
-                                           "correct": True, "time": "2024-05-01T10:00:00+00:00"})
-        elif writer == "results":
-            results.write_json_atomic(target, {"values": {"acc": version}})
-        elif writer == "checkpoint":
-            torch_save({"epoch": version, "model": torch.arange(1000) * version}, target)
-        else:  # the first download is good; the second replaces a wrong file at dest
-            if version == 2:
-                target.write_bytes(b"x" * 10)
-            info = get_info("pneumoniamnist")
-            dl.download_file(loopback_server.url_for(NPZ), target, info.sha256, info.size, progress=False)
-
-    write(1)
-    before = target.read_bytes()
-    real_replace = os.replace
-
-    def crash(src, dst, *args, **kwargs):
-        if Path(dst) == target:
-            raise _Crash()
-        return real_replace(src, dst, *args, **kwargs)
-
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(_Crash):
-        write(2)
-    monkeypatch.setattr(os, "replace", real_replace)
-    leftovers = sorted(p.name for p in target.parent.iterdir() if p.name != target.name and not p.name.endswith(".lock"))
-    if writer == "download":
-        # A download's .part is kept on purpose: the next run resumes it and verifies the result.
-        assert not target.exists() and leftovers == ["file.part"]
-        write(1)
-        assert target.read_bytes() == (DATA / NPZ).read_bytes()
-    else:
-        assert target.read_bytes() == before
-        assert leftovers == []
-
-
 # ============================================================ nothing lost: training
 
 
