@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:  # helpers (filesnap, loopback_server) import from every test folder
     sys.path.insert(0, str(TESTS))
+pytest.register_assert_rewrite("cli_output", "name_errors")  # helpers whose asserts explain a failure
 SHARED_DATA = Path(os.environ.get("TLCOURSE_DATA") or ROOT.parent / "shared" / "data")
 os.environ["TLCOURSE_DATA"] = str(SHARED_DATA)
 if not os.environ.get("TLCOURSE_CACHE"):
@@ -198,3 +199,17 @@ def small_packs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Pa
     monkeypatch.setenv("TLCOURSE_DATA", str(shared_data))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(pack, "pack_assets", lambda: ["pneumoniamnist"])
+
+
+# ----------------------------------------------------------------- training (tests/train/)
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """Real leaves of three classes: ``train/`` 10 per class, ``val/`` 4 other ones per class."""
+    from leaf_folders import image_folder
+
+    root = tmp_path_factory.mktemp("tiny")
+    image_folder(root / "train", 10)
+    image_folder(root / "val", 4, start=10)
+    return root
