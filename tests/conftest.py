@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:  # helpers (filesnap, loopback_server) import from every test folder
     sys.path.insert(0, str(TESTS))
+pytest.register_assert_rewrite("cli_output", "name_errors")  # helpers whose asserts explain a failure
 SHARED_DATA = Path(os.environ.get("TLCOURSE_DATA") or ROOT.parent / "shared" / "data")
 os.environ["TLCOURSE_DATA"] = str(SHARED_DATA)
 if not os.environ.get("TLCOURSE_CACHE"):
@@ -174,3 +176,40 @@ def offline_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     monkeypatch.setattr(dl, "RETRY_BACKOFF_S", 0.0)
     return {"cache": cache, "torch": torch_home}
+
+
+# ----------------------------------------------- files for others (test_atomic, course/, data/)
+
+
+@pytest.fixture
+def umask() -> Iterator[None]:
+    """Run a test under umask 022 (the common default), whatever the test runner's umask is."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.fixture
+def small_packs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Path) -> None:
+    """``tlcourse pack`` builds the smallest real pack (PneumoniaMNIST, 2.4 MB), not all assets."""
+    from tlcourse import pack
+
+    monkeypatch.setenv("TLCOURSE_DATA", str(shared_data))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(pack, "pack_assets", lambda: ["pneumoniamnist"])
+
+
+# ----------------------------------------------------------------- training (tests/train/)
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+    """Real leaves of three classes: ``train/`` 10 per class, ``val/`` 4 other ones per class."""
+    from leaf_folders import image_folder
+
+    root = tmp_path_factory.mktemp("tiny")
+    image_folder(root / "train", 10)
+    image_folder(root / "val", 4, start=10)
+    return root

@@ -1,8 +1,9 @@
 """File-tree fingerprints for the tests that promise "nothing was lost or overwritten"
-(tests/test_pack.py, tests/test_reliability.py): take one before, one after, compare."""
+(tests/course/test_pack.py, tests/data/, ...): take one before, one after, compare."""
 from __future__ import annotations
 
 import hashlib
+import stat
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,6 +17,11 @@ def snapshot(*roots: Path) -> dict[str, str]:
             for path in sorted(root.rglob("*")):
                 out[str(path)] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
     return out
+
+
+def mode_of(path: Path) -> int:
+    """The permission bits of ``path`` (``0o644`` for a file others may read)."""
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def course_sources() -> dict[str, str]:

@@ -268,10 +268,11 @@ def serve_directory() -> Iterator:
 
 
 @pytest.fixture
-def loopback_server() -> Iterator[LoopbackServer]:
-    """A LoopbackServer over the course's data folder (switches set on it by the test)."""
-    root = shared_data_dir()
-    if not root.is_dir():
-        pytest.skip(f"the course data folder {root} is missing (set TLCOURSE_DATA)")
-    with LoopbackServer(root) as server:
+def loopback_server(shared_data: Path) -> Iterator[LoopbackServer]:
+    """A LoopbackServer over the course's data folder (switches set on it by the test).
+
+    ``shared_data`` (tests/conftest.py) fails the test when the data folder is missing: CI
+    always has it, so a missing folder is a broken set-up, never a reason to skip.
+    """
+    with LoopbackServer(shared_data) as server:
         yield server

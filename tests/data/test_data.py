@@ -1,15 +1,22 @@
-"""Dataset registry, decoded-tensor cache, splits and transforms, on the real data."""
+"""Dataset registry, decoded-tensor cache, splits and transforms, on the real data; photo folders
+of one's own (``load_image_folder``), damaged on purpose."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from filesnap import snapshot
+from leaf_folders import CLASSES, image_folder, photos
+from name_errors import assert_unknown_name_lists_the_valid_ones
 from tlcourse.data import (
     DATASETS,
     eval_transform,
     limit_images,
     load_dataset,
+    load_image_folder,
     split_dataset,
     take_per_class,
     train_transform,
@@ -17,6 +24,8 @@ from tlcourse.data import (
 from tlcourse.data.registry import display_name, locate
 from tlcourse.errors import AssetNotFoundError, CourseError, InvalidParameterError
 from tlcourse.models import get_spec
+
+pytestmark = pytest.mark.usefixtures("shared_data")  # no data is a failure, not a skip
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +128,65 @@ def test_elpv_labels_follow_the_defect_probability():
     probs = elpv.extras["defect_probability"]
     assert np.array_equal(elpv.labels.numpy(), (probs >= 0.5).astype(np.int64))
     assert np.allclose(np.unique(probs), [0, 1 / 3, 2 / 3, 1], atol=0.01)
+
+
+def test_unknown_dataset_lists_the_valid_ones() -> None:
+    assert_unknown_name_lists_the_valid_ones(lambda: load_dataset("plant_village", 64), "dataset", list(DATASETS))
+
+
+# ----------------------------------------------------------------------------- photo folders of one's own
+
+
+def test_n_per_class_larger_than_the_class_is_refused_naming_the_classes(tmp_path: Path) -> None:
+    """The class sizes are only known once the data is loaded: the refusal comes before training."""
+    root = image_folder(tmp_path / "leaves", 4)
+    data = load_image_folder(root, 32, progress=False)
+    with pytest.raises(InvalidParameterError) as info:
+        take_per_class(data, 6, seed=0)
+    message = str(info.value)
+    assert "n_per_class=6 is more than some classes have" in message
+    for cls in CLASSES:
+        assert f"{cls}: 4" in message
+    assert "Use at most 4" in message
+    assert len(take_per_class(data, 4, seed=0)) == 12  # the suggested value works
+
+
+def test_corrupt_images_are_named_never_dropped(tmp_path: Path) -> None:
+    root = image_folder(tmp_path / "leaves", 3)
+    truncated = root / CLASSES[0] / photos(CLASSES[0], 0, 1)[0].name
+    truncated.write_bytes(truncated.read_bytes()[:4000])  # an interrupted copy
+    garbage = root / CLASSES[1] / "scan_0001.jpg"
+    garbage.write_bytes(b"this is not a JPEG at all\n" * 40)
+    before = snapshot(root)
+    with pytest.raises(CourseError) as info:
+        load_image_folder(root, 32, progress=False)
+    message = str(info.value)
+    assert "2 image file(s) could not be decoded" in message
+    assert str(truncated) in message and "truncated" in message
+    assert str(garbage) in message
+    assert "Delete or replace them" in message
+    assert snapshot(root) == before  # reported, not deleted or "repaired"
+
+
+@pytest.mark.parametrize("problem", ["non-image file", "empty class", "single class"])
+def test_dataset_folder_problems_name_the_file_or_class(tmp_path: Path, problem: str) -> None:
+    if problem == "single class":
+        root = image_folder(tmp_path / "leaves", 2, classes=CLASSES[:1])
+    else:
+        root = image_folder(tmp_path / "leaves", 2)
+    if problem == "non-image file":
+        (root / CLASSES[2] / "labels.csv").write_text("file,label\n")
+    if problem == "empty class":
+        (root / "Tomato_healthy").mkdir()
+    before = snapshot(root)
+    with pytest.raises(CourseError) as info:
+        load_image_folder(root, 32, progress=False)
+    message = str(info.value)
+    if problem == "non-image file":
+        assert f"Class folder {root / CLASSES[2]} holds files that are not images: labels.csv" in message
+        assert "Move them out" in message
+    elif problem == "empty class":
+        assert f"Class folder {root / 'Tomato_healthy'} is empty" in message
+    else:
+        assert f"has 1 class folder(s) ({CLASSES[0]})" in message and "at least two" in message
+    assert snapshot(root) == before

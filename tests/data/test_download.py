@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from filesnap import mode_of
 from loopback_server import LoopbackServer, closed_port, loopback_server, serve_directory, shared_data_dir  # noqa: F401
 from tlcourse.data import download as dl
 from tlcourse.data.download import (
@@ -25,7 +26,7 @@ from tlcourse.data.download import (
 from tlcourse.errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
 
 DATA = shared_data_dir()
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"course data folder {DATA} missing")
+pytestmark = pytest.mark.usefixtures("shared_data")  # no data is a failure, not a skip
 
 # Recorded in the data folder's README (the values a dataset registry carries).
 NPZ = "pneumoniamnist/pneumoniamnist.npz"
@@ -383,6 +384,17 @@ def test_extract_zip_missing_prefix_and_damaged_archive(tmp_path: Path) -> None:
     with pytest.raises(CourseError, match="damaged"):
         extract_zip(damaged, tmp_path / "out2")
     assert not (tmp_path / "out").exists() and not (tmp_path / "out2").exists()
+
+
+def test_extracted_dataset_folders_are_readable_by_others(tmp_path: Path, umask: None) -> None:
+    archive = tmp_path / "pv.zip"
+    photo = next((DATA / "plantvillage" / "Potato___healthy").glob("*.jpg"))
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(photo, f"PlantVillage/Potato___healthy/{photo.name}")
+    dest = dl.extract_zip(archive, tmp_path / "data" / "plantvillage", members_prefix="PlantVillage/")
+    assert oct(mode_of(dest)) == "0o755"
+    assert oct(mode_of(dest / "Potato___healthy")) == "0o755"
+    assert (dest / "Potato___healthy" / photo.name).read_bytes() == photo.read_bytes()
 
 
 # --- mirrors -------------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """Fetching datasets on a machine with no network, a corrupt mirror or an interrupted link.
 
-Split from tests/test_reliability.py (the dataset and download bullets of the reliability
-issue). Each test asserts the message a learner reads (what was wrong, where, what to do) and
-that nothing half-downloaded or wrong is left where a loader would trust it. Inputs are real:
+Each test asserts the message a learner reads (what was wrong, where, what to do) and that
+nothing half-downloaded or wrong is left where a loader would trust it. Inputs are real:
 the PneumoniaMNIST file from ``TLCOURSE_DATA``, served over a real loopback socket, and the
 ELPV package's files.
 """
@@ -21,7 +20,7 @@ from tlcourse.errors import AssetNotFoundError, ChecksumError
 DATA = shared_data_dir()
 NPZ = "pneumoniamnist/pneumoniamnist.npz"
 
-pytestmark = pytest.mark.skipif(not (DATA / NPZ).is_file(), reason=f"course data folder {DATA} missing")
+pytestmark = pytest.mark.usefixtures("shared_data")  # no data is a failure, not a skip
 
 
 def corrupt_mirror(tmp_path: Path) -> Path:

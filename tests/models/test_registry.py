@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from name_errors import assert_unknown_name_lists_the_valid_ones
 from tlcourse._hashing import sha256_file
 from tlcourse.errors import AssetNotFoundError, CourseError
 from tlcourse.models import (
@@ -34,6 +35,18 @@ def test_imagenet_weights_recognise_a_cat():
     x = get_spec("efficientnet_lite0").preprocessing.transforms()(img)[None]
     with torch.no_grad():
         assert imagenet_categories()[lite(x).argmax(1).item()] in {"Egyptian cat", "tabby", "tiger cat"}
+
+
+def _mistyped_backbone() -> None:
+    from tlcourse.models import create_model
+
+    create_model("mobilnet_v2", 3)
+
+
+def test_unknown_backbone_lists_the_valid_ones() -> None:
+    assert_unknown_name_lists_the_valid_ones(
+        _mistyped_backbone, "backbone", ["efficientnet_lite0", "mobilenet_v2", "resnet18", "resnet50"]
+    )
 
 
 def test_unknown_and_online_only_backbones_have_clear_errors(monkeypatch):

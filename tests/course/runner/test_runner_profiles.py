@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from name_errors import assert_unknown_name_lists_the_valid_ones
 from runner_fixture import REPO
 from tlcourse.course.cli import main
 from tlcourse.course.runner import load_profiles, prepare_run
@@ -27,6 +28,14 @@ def test_profile_errors_fail_fast(course):
     # a common parameter no fixture notebook declares is fine in defaults (lessons may add it)
     bad.write_text("smoke:\n  defaults:\n    image_size: 64\n")
     assert prepare_run(course, profile="smoke", profiles_file=bad).notebooks
+
+
+def _mistyped_profile() -> None:
+    prepare_run(REPO, profile="smok")
+
+
+def test_unknown_profile_lists_the_valid_ones() -> None:
+    assert_unknown_name_lists_the_valid_ones(_mistyped_profile, "profile", ["classroom", "full", "smoke"])
 
 
 def test_course_profiles_file_is_valid():

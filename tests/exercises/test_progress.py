@@ -1,6 +1,7 @@
 """The exercise engine's progress files: where they live, appending, corrupt files, class tables.
 
-The engine's other tests (banks, checkers, widgets, headless runs, build) live in tests/exercises/.
+The engine's other tests (banks, checkers, widgets, headless runs, build) are this folder's other
+modules; progress files from a whole class, damaged or hostile, are test_progress_files.py.
 """
 from __future__ import annotations
 

