@@ -194,7 +194,7 @@ def umask() -> Iterator[None]:
 @pytest.fixture
 def small_packs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Path) -> None:
     """``tlcourse pack`` builds the smallest real pack (PneumoniaMNIST, 2.4 MB), not all assets."""
-    from tlcourse import pack
+    from tlcourse.course import pack
 
     monkeypatch.setenv("TLCOURSE_DATA", str(shared_data))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))

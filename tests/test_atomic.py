@@ -22,7 +22,7 @@ from tlcourse import atomic
 from tlcourse.course import results
 from tlcourse.data import download as dl
 from tlcourse.data.registry import get_info
-from tlcourse.pack import build_pack
+from tlcourse.course.pack import build_pack
 
 DATA = shared_data_dir()
 NPZ = "pneumoniamnist/pneumoniamnist.npz"

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from filesnap import snapshot
-from tlcourse.cli import main
-from tlcourse.doctor import _widget_frontend_check, widget_frontend_problem
+from tlcourse.course.cli import main
+from tlcourse.course.doctor import _widget_frontend_check, widget_frontend_problem
 
 
 @pytest.mark.parametrize("ipywidgets, frontend", [("8.1.9", "3.0.17"), ("8.0.0", "3.0.0"), ("7.8.5", "1.1.10"),

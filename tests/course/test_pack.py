@@ -22,12 +22,12 @@ import pytest
 
 from filesnap import course_sources, snapshot
 from tlcourse import __version__
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 from tlcourse.data.registry import DATASETS, get_info, locate
 from tlcourse.errors import AssetNotFoundError, ChecksumError, CourseError
 from tlcourse.models.registry import OFFLINE_WEIGHTS, weight_path
 from tlcourse.models.weights import WeightFile
-from tlcourse.pack import (
+from tlcourse.course.pack import (
     MANIFEST_NAME,
     PACK_FORMAT,
     UnsafePackError,
@@ -241,7 +241,7 @@ class _PowerCut(BaseException):
 def test_unpack_interrupted_while_installing_puts_the_cache_back(
     small_pack: Path, machine: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tlcourse import pack as pack_module
+    from tlcourse.course import pack as pack_module
 
     npz = machine["cache"] / "data" / "pneumoniamnist" / "pneumoniamnist.npz"
     npz.parent.mkdir(parents=True)

@@ -16,8 +16,8 @@ import pytest
 from cli_output import one_line_error
 from filesnap import snapshot
 from loopback_server import shared_data_dir
-from tlcourse.cli import main
-from tlcourse.pack import MANIFEST_NAME
+from tlcourse.course.cli import main
+from tlcourse.course.pack import MANIFEST_NAME
 
 DATA = shared_data_dir()
 NPZ = "pneumoniamnist/pneumoniamnist.npz"

@@ -14,7 +14,7 @@ import pytest
 
 from filesnap import snapshot
 from loopback_server import LoopbackServer, loopback_server, shared_data_dir  # noqa: F401
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 from tlcourse.data import download as dl
 from tlcourse.data.commands import fetch
 from tlcourse.data.registry import get_info

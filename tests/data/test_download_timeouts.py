@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cli_output import error_lines
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 from tlcourse.data import download as dl
 from tlcourse.data.registry import get_info
 from tlcourse.errors import CourseError

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tlcourse.cli import main as cli_main
+from tlcourse.course.cli import main as cli_main
 from tlcourse.exercises import Exercises, ProgressError
 from tlcourse.exercises.feedback import Feedback
 from tlcourse.exercises.progress import (

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from filesnap import snapshot
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 from tlcourse.exercises.feedback import Feedback
 from tlcourse.exercises.progress import ProgressError, append_entry, make_entry, read_entries
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tlcourse._hashing import sha256_file
-from tlcourse.cli import main
+from tlcourse.course.cli import main
 from tlcourse.errors import AssetNotFoundError, ChecksumError
 from tlcourse.models import weight_path
 from tlcourse.models.registry import OFFLINE_WEIGHTS
