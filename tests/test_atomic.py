@@ -63,17 +63,21 @@ def test_files_are_replaced_atomically_an_interrupted_write_keeps_the_old_one(
 
     write(1)
     before = target.read_bytes()
-    real_replace = os.replace
+    real = {"replace": os.replace, "rename": os.rename}  # pooch moves a download with os.rename
 
-    def crash(src, dst, *args, **kwargs):
-        if Path(dst) == target:
-            raise _Crash()
-        return real_replace(src, dst, *args, **kwargs)
+    def crashing(name: str):
+        def crash(src, dst, *args, **kwargs):
+            if Path(dst) == target:
+                raise _Crash()
+            return real[name](src, dst, *args, **kwargs)
+        return crash
 
-    monkeypatch.setattr(os, "replace", crash)
+    for name in real:
+        monkeypatch.setattr(os, name, crashing(name))
     with pytest.raises(_Crash):
         write(2)
-    monkeypatch.setattr(os, "replace", real_replace)
+    for name, function in real.items():
+        monkeypatch.setattr(os, name, function)
     leftovers = sorted(p.name for p in target.parent.iterdir() if p.name != target.name and not p.name.endswith(".lock"))
     if writer == "download":
         # A download's .part is kept on purpose: the next run resumes it and verifies the result.

@@ -18,11 +18,12 @@ from tlcourse.data import download as dl
 from tlcourse.data.download import (
     DownloadError,
     UnsafeArchiveError,
+    dataset_pooch,
     download_file,
-    download_many,
     extract_zip,
-    mirror_url,
+    fetch_files,
 )
+from tlcourse.data.registry import ManifestEntry, get_info
 from tlcourse.errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
 
 DATA = shared_data_dir()
@@ -47,6 +48,17 @@ def plantvillage_files(n: int) -> list[tuple[str, str, int]]:
         rel = "plantvillage/" + rel
         out.append((rel, sha, sizes[rel]))
     return out
+
+
+def plantvillage_entries(n: int) -> list[ManifestEntry]:
+    """The first ``n`` PlantVillage files as entries of the dataset's pooch registry."""
+    return [ManifestEntry(rel, sha, size) for rel, sha, size in plantvillage_files(n)]
+
+
+def plantvillage_pooch(monkeypatch: pytest.MonkeyPatch, mirror: str, folder: Path):
+    """PlantVillage's pooch as ``tlcourse data fetch`` builds it, with ``TLCOURSE_MIRROR=mirror``."""
+    monkeypatch.setenv("TLCOURSE_MIRROR", mirror)
+    return dataset_pooch(get_info("plantvillage"), folder)
 
 
 @pytest.fixture(autouse=True)
@@ -223,11 +235,11 @@ def test_bad_sha256_parameter(tmp_path: Path) -> None:
 # --- many files ----------------------------------------------------------------------------
 
 
-def test_download_many_one_corrupt_among_several(
-    loopback_server: LoopbackServer, tmp_path: Path
+def test_fetch_files_one_corrupt_among_several(
+    loopback_server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = plantvillage_files(6)
-    items = [(loopback_server.url_for(rel), tmp_path / rel, sha, size) for rel, sha, size in files]
+    pup = plantvillage_pooch(monkeypatch, loopback_server.base_url, tmp_path)
     bad_rel = files[2][0]
     present_rel = files[4][0]
     loopback_server.corrupt.add(bad_rel)
@@ -235,7 +247,7 @@ def test_download_many_one_corrupt_among_several(
     (tmp_path / present_rel).write_bytes((DATA / present_rel).read_bytes())
 
     with pytest.raises(DownloadError) as info:
-        download_many(items, "PlantVillage", progress=False, workers=3)
+        fetch_files(pup, plantvillage_entries(6), "PlantVillage", progress=False, workers=3)
     message = str(info.value)
     assert message.startswith("1 of 6 files could not be downloaded (ChecksumError)")
     assert Path(bad_rel).name in message
@@ -249,18 +261,19 @@ def test_download_many_one_corrupt_among_several(
     # The mirror is fixed: a second run fetches only the missing file.
     loopback_server.corrupt.clear()
     before = len(loopback_server.requests)
-    assert download_many(items, "PlantVillage", progress=True) == [d for _, d, _, _ in items]
+    got = fetch_files(pup, plantvillage_entries(6), "PlantVillage", progress=True)
+    assert got == [tmp_path / rel for rel, _, _ in files]
     assert loopback_server.requests[before:] == [(bad_rel, None)]
     assert (tmp_path / bad_rel).read_bytes() == (DATA / bad_rel).read_bytes()
 
 
-def test_download_many_gives_up_early_when_the_source_is_unreachable(tmp_path: Path) -> None:
+def test_fetch_files_gives_up_early_when_the_source_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Offline, a dataset of many files must fail in seconds, not after one request per file."""
-    files = plantvillage_files(40)
-    dead = f"http://127.0.0.1:{closed_port()}"
-    items = [(f"{dead}/{rel}", tmp_path / rel, sha, size) for rel, sha, size in files]
+    pup = plantvillage_pooch(monkeypatch, f"http://127.0.0.1:{closed_port()}", tmp_path)
     with pytest.raises(DownloadError) as info:
-        download_many(items, "PlantVillage", progress=False, workers=2, give_up_after=4)
+        fetch_files(pup, plantvillage_entries(40), "PlantVillage", progress=False, workers=2, give_up_after=4)
     message = str(info.value)
     tried = len(info.value.failures)
     assert 4 <= tried < 40  # the running downloads finish, the queued ones are never started
@@ -270,11 +283,12 @@ def test_download_many_gives_up_early_when_the_source_is_unreachable(tmp_path: P
     assert not any(tmp_path.rglob("*.jpg"))
 
 
-def test_download_many_rejects_duplicate_destinations(tmp_path: Path) -> None:
-    (rel, sha, size), = plantvillage_files(1)
-    item = ("http://127.0.0.1:9/a", tmp_path / "same.jpg", sha, size)
+def test_fetch_files_rejects_a_file_listed_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry, = plantvillage_entries(1)
+    pup = plantvillage_pooch(monkeypatch, "http://127.0.0.1:9/", tmp_path)
     with pytest.raises(InvalidParameterError, match="appears twice"):
-        download_many([item, item], progress=False)
+        fetch_files(pup, [entry, entry], progress=False)
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- archives ------------------------------------------------------------------------------
@@ -400,53 +414,51 @@ def test_extracted_dataset_folders_are_readable_by_others(tmp_path: Path, umask:
 # --- mirrors -------------------------------------------------------------------------------
 
 
-def test_mirror_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    default = "https://raw.githubusercontent.com/o/r/c/PlantVillage/a%20b.JPG"
-    rel = "plantvillage/Tomato_Late_blight/a b.jpg"
-    assert mirror_url(default, rel) == default
-    monkeypatch.setenv("TLCOURSE_MIRROR", "http://127.0.0.1:8000")
-    assert mirror_url(default, rel) == "http://127.0.0.1:8000/plantvillage/Tomato_Late_blight/a%20b.jpg"
-    monkeypatch.setenv("TLCOURSE_MIRROR", "http://host/course/data/")
-    assert mirror_url(default, "/" + rel) == "http://host/course/data/" + rel.replace(" ", "%20")
-    monkeypatch.setenv("TLCOURSE_MIRROR", str(tmp_path))
-    assert mirror_url(default, rel) == tmp_path.as_uri() + "/" + rel.replace(" ", "%20")
-    with pytest.raises(InvalidParameterError, match="relative_path"):
-        mirror_url(default, "../etc/passwd")
-    monkeypatch.setenv("TLCOURSE_MIRROR", "not a url or folder")
-    with pytest.raises(InvalidParameterError, match="TLCOURSE_MIRROR"):
-        mirror_url(default, rel)
+def test_the_dataset_pooch_takes_its_base_url_from_the_mirror(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    info = get_info("plantvillage")
+    entry = info.manifest[0]
+    assert " " in entry.path  # PlantVillage names have spaces: the downloader quotes the URL
+    monkeypatch.delenv("TLCOURSE_MIRROR", raising=False)
+    pup = dataset_pooch(info, tmp_path)
+    assert pup.get_url(entry.path) == info.source_url(entry)  # the recorded source
+    assert pup.abspath == tmp_path and pup.registry[entry.path] == f"sha256:{entry.sha256}"
+    assert len(pup.registry) == len(info.manifest) == 2250
+    for mirror in ("http://127.0.0.1:8000", "http://host/course/data/"):
+        pup = plantvillage_pooch(monkeypatch, mirror, tmp_path)
+        assert pup.get_url(entry.path) == mirror.rstrip("/") + "/" + entry.path
+    pup = plantvillage_pooch(monkeypatch, str(tmp_path), tmp_path)  # a folder: a file:// URL
+    assert pup.get_url(entry.path) == tmp_path.as_uri() + "/" + entry.path
+    with pytest.raises(InvalidParameterError, match="TLCOURSE_MIRROR='not a url or folder'"):
+        plantvillage_pooch(monkeypatch, "not a url or folder", tmp_path)
 
 
 def test_download_through_mirrors(
     loopback_server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    (rel, sha, size), = plantvillage_files(1)
-    assert " " in rel  # PlantVillage names have spaces: the URL must be quoted
-    default = "https://unreachable.invalid/" + rel
-    monkeypatch.setenv("TLCOURSE_MIRROR", loopback_server.base_url)
-    download_file(mirror_url(default, rel), tmp_path / "http.jpg", sha, size, progress=False)
-    assert loopback_server.requests == [(rel, None)]
+    entry, = plantvillage_entries(1)
+    pup = plantvillage_pooch(monkeypatch, loopback_server.base_url, tmp_path / "http")
+    assert fetch_files(pup, [entry], progress=False) == [tmp_path / "http" / entry.path]
+    assert loopback_server.requests == [(entry.path, None)]
     # A plain folder works as a mirror too (file:// URLs, no server at all).
-    monkeypatch.setenv("TLCOURSE_MIRROR", str(DATA))
-    download_file(mirror_url(default, rel), tmp_path / "file.jpg", sha, size, progress=False)
-    for name in ("http.jpg", "file.jpg"):
-        assert (tmp_path / name).read_bytes() == (DATA / rel).read_bytes()
+    pup = plantvillage_pooch(monkeypatch, str(DATA), tmp_path / "file")
+    fetch_files(pup, [entry], progress=False)
+    for name in ("http", "file"):
+        assert (tmp_path / name / entry.path).read_bytes() == (DATA / entry.path).read_bytes()
 
 
 def test_a_folder_mirror_without_the_file_names_it_and_is_not_asked_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    (rel, sha, size), = plantvillage_files(1)
+    entry, = plantvillage_entries(1)
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    monkeypatch.setenv("TLCOURSE_MIRROR", str(mirror))
-    dest = tmp_path / "cache" / "leaf.jpg"
+    pup = plantvillage_pooch(monkeypatch, str(mirror), tmp_path / "cache")
     with pytest.raises(DownloadError) as info:
-        download_file(mirror_url("https://unreachable.invalid/" + rel, rel), dest, sha, size, progress=False)
+        fetch_files(pup, [entry], progress=False)
     message = str(info.value)
     assert "(1 attempt)" in message  # a missing file is not there the next second either
-    assert f"{mirror / rel}: No such file or directory" in message and "TLCOURSE_MIRROR" in message
-    assert list((tmp_path / "cache").iterdir()) == [] and list(mirror.iterdir()) == []
+    assert f"{mirror / entry.path}: No such file or directory" in message and "TLCOURSE_MIRROR" in message
+    assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*")) and list(mirror.iterdir()) == []
 
 
 def test_raw_spaces_in_url_are_quoted(loopback_server: LoopbackServer, tmp_path: Path) -> None:
@@ -478,12 +490,14 @@ def test_bad_timeouts_and_retries_are_refused_before_any_request(
     assert loopback_server.requests_for(NPZ) == [] and list(tmp_path.iterdir()) == []
 
 
-def test_workers_true_is_refused_before_any_request(loopback_server: LoopbackServer, tmp_path: Path) -> None:
-    items = [(loopback_server.url_for(NPZ), tmp_path / "x.npz", NPZ_SHA, NPZ_SIZE)]
+def test_workers_true_is_refused_before_any_request(
+    loopback_server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pup = plantvillage_pooch(monkeypatch, loopback_server.base_url, tmp_path)
     with pytest.raises(InvalidParameterError) as info:
-        download_many(items, "x", progress=False, workers=True)
-    assert str(info.value) == "download_many: workers must be an integer >= 1, got True."
-    assert loopback_server.requests_for(NPZ) == [] and list(tmp_path.iterdir()) == []
+        fetch_files(pup, plantvillage_entries(2), "x", progress=False, workers=True)
+    assert str(info.value) == "fetch_files: workers must be an integer >= 1, got True."
+    assert loopback_server.requests == [] and list(tmp_path.iterdir()) == []
 
 
 def test_numpy_sizes_retries_and_timeouts_are_accepted(loopback_server: LoopbackServer, tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def fetch(name: str, progress: bool = True) -> Path:
     ``TLCOURSE_MIRROR`` when set, laid out like the course's data folder; else from the
     dataset's recorded source), each verified before it is put in place.
     """
-    from .download import MIRROR_ENV, download_file, download_many, mirror_url
+    from .download import MIRROR_ENV, dataset_pooch, fetch_files
 
     info = get_info(name)
     cache = data_cache_dir()
@@ -121,15 +121,10 @@ def fetch(name: str, progress: bool = True) -> Path:
               "downloading only those again.")
         entries = [entry for entry, _ in bad]
     cache.mkdir(parents=True, exist_ok=True)
-    mirrored = bool(os.environ.get(MIRROR_ENV))
-    if info.kind == "npz":
-        entry = info.manifest[0]
-        download_file(mirror_url(info.url, entry.path), cache / entry.path, entry.sha256, entry.size, desc=name, progress=progress)
-    elif info.name == "hymenoptera" and not mirrored:
+    if info.name == "hymenoptera" and not os.environ.get(MIRROR_ENV):
         _fetch_zip(info, cache, progress)  # the source is one zip: all or nothing
     else:
-        items = [(mirror_url(info.source_url(e), e.path), cache / e.path, e.sha256, e.size) for e in entries]
-        download_many(items, desc=name, progress=progress)
+        fetch_files(dataset_pooch(info, cache), entries, desc=name, progress=progress)
     bad = _problems(info, cache, progress)
     if bad:
         raise ChecksumError(

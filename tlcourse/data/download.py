@@ -1,53 +1,54 @@
 """Downloading dataset files so that a flaky network or a bad mirror never breaks a lesson.
 
 A course runs on many machines: classroom Wi-Fi drops, laptops sleep mid-download, mirrors go
-stale. The rules here follow from that:
+stale. pooch (the download-and-cache library scikit-image and SciPy fetch their data with)
+does the bookkeeping here, as it does for them:
 
-- Bytes arrive in ``<dest>.part`` and only a file whose size and sha256 match the recorded
-  values is renamed (``os.replace``, atomic) to ``<dest>``. A half or wrong file is therefore
-  never at ``dest``, where a dataset loader would trust it.
-- An interrupted download keeps its ``.part`` and the next attempt asks only for the missing
-  bytes (an HTTP ``Range`` request), within one call (``retries``) or in a later run.
-- A file that fails its checksum is deleted, never used, and the error says so and what to do.
-- ``TLCOURSE_MIRROR`` points every download at a classroom mirror laid out like the course's
-  data directory (see :func:`mirror_url`).
-- Every wait is bounded: :data:`CONNECT_TIMEOUT_S` for a connection, :data:`READ_TIMEOUT_S` for
-  the server's answer and for each next block of bytes (``TLCOURSE_CONNECT_TIMEOUT`` and
-  ``TLCOURSE_READ_TIMEOUT`` override them). A server that has not answered once and then times
-  out is not asked again in the same call, so a mirror that accepts connections but never
-  replies costs one timeout, not one per file and retry (minutes, for thousands of files).
+- the registry: a :class:`pooch.Pooch` per dataset (:func:`dataset_pooch`) maps each file of
+  the dataset's manifest to its sha256, and one per single file (:func:`download_file`, as
+  ``pooch.retrieve`` does);
+- where a file comes from: the recorded source, or ``TLCOURSE_MIRROR`` as the pooch's
+  ``base_url`` (a classroom mirror laid out like the course's data folder);
+- the cache: a file already there with the right sha256 is returned without a request
+  (``Pooch.fetch``); a new one is verified on a temporary name and only then moved to its
+  place, so a wrong file is never where a loader would trust it.
 
-``requests`` speaks HTTP (separate connect and read timeouts, redirects, proxies, TLS) and
-``tqdm`` draws the progress bars. Why not pooch, which scikit-image and SciPy fetch their data
-with (``pooch.retrieve(url, known_hash="sha256:...")``)? Its model is "download into a
-temporary file, verify, move; delete the temporary file on any failure", and what is kept here
-is what that model cannot do:
+What pooch lacks is kept, each piece as small as it could be made and plugged into pooch as its
+``downloader=`` (:class:`_Resumable`):
 
-- resuming: pooch deletes the partial bytes on any failure, and its ``HTTPDownloader`` writes
-  the body from byte 0 whatever the status, so a ``Range`` request is of no use to it. Even
-  with our own downloader in front, ``pooch.retrieve`` (tried: 13 more lines than
-  :func:`_put_in_place`) deletes a verified download when the process dies before its rename.
-- a wrong file at ``dest`` is deleted at once; pooch leaves it there until a good one arrives.
-- retries: pooch asks again after a checksum failure and after a 404, with fixed 1 to 10 s
-  waits; here only network failures and 408, 425, 429 and 5xx answers are retried.
-- bounded waits: requests (which pooch uses too) bounds them; naming the host and not asking
-  a silent one again, and giving up on a dataset after its first files all failed
-  (:func:`download_many`), are ours. pooch fetches one file at a time.
-- a ``file://`` mirror (pooch knows http, ftp, sftp and doi), and quiet logs (pooch writes a
-  line per file to stderr: 2,250 for PlantVillage).
-- extracting: pooch's ``Unzip`` calls ``ZipFile.extractall`` into the final folder, which
-  silently rewrites dangerous names and leaves half a dataset when interrupted
-  (:func:`extract_zip`).
+- resuming: bytes arrive in ``<dest>.part``, which outlives a failed or interrupted call, and
+  the next attempt asks only for the missing bytes (``Range``). pooch's own downloaders write
+  into a temporary file that it deletes on any failure, from byte 0 whatever the status.
+- bounded waits that name the host: :data:`CONNECT_TIMEOUT_S` for a connection,
+  :data:`READ_TIMEOUT_S` for the answer and each next block (``TLCOURSE_CONNECT_TIMEOUT``,
+  ``TLCOURSE_READ_TIMEOUT``). A server that never answered and times out is not asked again
+  in the same call: a mirror that accepts connections but never replies costs one timeout,
+  not one per file and retry.
+- retries only for network failures and 408, 425, 429 and 5xx answers (pooch's
+  ``retry_if_failed`` asks again after a 404 and a checksum failure too; it is left at 0).
+- a ``file://`` mirror (pooch knows http, ftp, sftp and doi), and files that follow the umask
+  (pooch's temporary file, which becomes the dataset file, is private: 0600).
+- many files at once (:func:`fetch_files`: PlantVillage has 2,250), giving up when the first
+  ones all fail; pooch fetches one file at a time.
+- a wrong file at ``dest`` is deleted when pooch finds it wrong, not left until a good one
+  arrives; a recorded size is checked too (pooch checks only the hash, and an unchecksummed
+  archive has none).
+- safe extraction (:func:`extract_zip`): pooch's ``Unzip`` calls ``ZipFile.extractall`` into
+  the final folder, which silently rewrites dangerous names and leaves half a dataset when
+  interrupted.
 
-Refusing to write into ``TLCOURSE_DATA`` is :func:`tlcourse.data.commands.fetch`'s job.
+pooch writes a line per file to stderr (2,250 for PlantVillage): its logger is set to warnings.
+pooch's ``env=`` names a cache folder, not a mirror, and the course's cache is
+``TLCOURSE_CACHE/data``, so the folder is passed in. Refusing to write into ``TLCOURSE_DATA``
+is :func:`tlcourse.data.commands.fetch`'s job.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
 import shutil
-import stat
 import tempfile
 import threading
 import time
@@ -56,27 +57,29 @@ import urllib.request
 import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+import pooch
 import requests
 import urllib3
 from tqdm.auto import tqdm
 
 from .._archive import FILE, FOLDER, member_kind, unsafe_name
+from .._checks import int_at_least, is_int, is_positive_number, positive_number
 from .._hashing import sha256_file
 from ..atomic import temp_dir
-from .._hashing import sha256_file as _sha256_file
 from ..errors import AssetNotFoundError, ChecksumError, CourseError, InvalidParameterError
-from .._checks import int_at_least, is_int, is_positive_number, positive_number
+from .registry import DatasetInfo, ManifestEntry
 
 __all__ = [
     "DownloadError",
     "UnsafeArchiveError",
+    "dataset_pooch",
     "download_file",
-    "download_many",
     "extract_zip",
-    "mirror_url",
+    "fetch_files",
     "timeouts",
     "CONNECT_TIMEOUT_ENV",
     "CONNECT_TIMEOUT_S",
@@ -106,13 +109,16 @@ _MIRROR_HINT = (
     "`tlcourse unpack FILE`."
 )
 
+# pooch logs every file it fetches at INFO level to stderr; its warnings still show.
+pooch.get_logger().setLevel(logging.WARNING)
+
 
 class DownloadError(AssetNotFoundError):
     """A file could not be fetched (no network, unreachable server, HTTP error).
 
     A subclass of :class:`~tlcourse.errors.AssetNotFoundError`: to the caller it means the same
     thing, the asset is not here and could not be fetched. ``failures`` lists
-    ``(url, dest, exception)`` for :func:`download_many`, which reports many files at once.
+    ``(url, dest, exception)`` for :func:`fetch_files`, which reports many files at once.
     """
 
     def __init__(self, message: str, failures: Sequence[tuple[str, Path, BaseException]] = ()):
@@ -148,6 +154,15 @@ class _Silent(TimeoutError):
         self.host = host
 
 
+class _WrongFile(Exception):
+    """The bytes arrived but are not the recorded file: ``got_size``, and ``got_sha`` when the
+    size was right (None when the size alone told)."""
+
+    def __init__(self, got_sha: str | None, got_size: int) -> None:
+        super().__init__(got_sha, got_size)
+        self.got_sha, self.got_size = got_sha, got_size
+
+
 # What a request can fail with on the way (asked again, up to ``retries`` times).
 _NETWORK_ERRORS = (
     _Refused, _Silent, _Truncated, requests.RequestException, urllib3.exceptions.HTTPError,
@@ -181,7 +196,7 @@ def timeouts() -> tuple[float, float]:
 
 
 class _Hosts:
-    """Which servers answered during one download call (shared by download_many's workers).
+    """Which servers answered during one download call (shared by fetch_files' workers).
 
     A server that has never answered and then times out is not asked again: retrying a mirror
     that accepts connections but never replies would cost every file its full wait.
@@ -208,6 +223,26 @@ class _Hosts:
         """The timeout that made ``host`` count as silent, if it has never answered since."""
         with self._lock:
             return None if host in self._answered else self._silent.get(host)
+
+
+@dataclass(frozen=True)
+class _Policy:
+    """How one download call treats the network: its waits, retries and the hosts it met."""
+
+    waits: tuple[float, float]  # (connect, read) seconds
+    retries: int
+    hosts: _Hosts
+
+
+def _policy(read_timeout: float | None, connect_timeout: float | None, retries: int, where: str) -> _Policy:
+    default_connect, default_read = timeouts()
+    hint = "Timeouts are in seconds, e.g. 30."
+    connect = default_connect if connect_timeout is None else connect_timeout
+    read = default_read if read_timeout is None else read_timeout
+    # plain floats back: a socket refuses a numpy float
+    waits = (positive_number(connect, "connect_timeout", where="download", hint=hint),
+             positive_number(read, "timeout", where="download", hint=hint))
+    return _Policy(waits, int_at_least(retries, "retries", 0, where=where), _Hosts())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,17 +275,13 @@ def _check_sha256(sha256: str | None, url: str) -> str | None:
     return sha256.lower()
 
 
-def _is_complete(path: Path, sha256: str | None, size: int | None) -> bool:
-    """True when ``path`` is a regular file with the expected size (if known) and sha256
-    (if known: with ``sha256=None`` a file at ``dest`` counts, as only finished downloads are
-    ever renamed there)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return False
-    if not stat.S_ISREG(st.st_mode) or (size is not None and st.st_size != size):
-        return False
-    return sha256 is None or sha256_file(path) == sha256
+def _check_size(size: int | None, url: str) -> int | None:
+    if size is not None and not (is_int(size) and size >= 0):
+        raise InvalidParameterError(
+            f"download_file({url!r}): size must be the file's length in bytes (an int >= 0) "
+            f"or None when unknown, got {size!r}."
+        )
+    return None if size is None else int(size)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -284,7 +315,7 @@ def _content_range_start(value: str | None) -> tuple[int | None, int | None]:
 
 
 # ---------------------------------------------------------------------------------------------
-# one file
+# one request
 
 
 def _get(url: str, offset: int, waits: tuple[float, float], host: str) -> requests.Response:
@@ -395,139 +426,105 @@ def _copy_local(url: str, part: Path, bar: tqdm) -> bool:
     return False
 
 
-def download_file(
-    url: str,
-    dest: str | os.PathLike,
-    sha256: str | None,
-    size: int | None = None,
-    *,
-    desc: str | None = None,
-    progress: bool = True,
-    timeout: float | None = None,
-    connect_timeout: float | None = None,
-    retries: int = 2,
-) -> Path:
-    """Download ``url`` to ``dest``, resuming and retrying, and return ``dest`` once verified.
+# ---------------------------------------------------------------------------------------------
+# the downloader pooch calls
 
-    - ``dest`` already there with the right sha256 (and ``size``): returned at once, no network.
-      A wrong file at ``dest`` is deleted before downloading, so it is never used.
-    - Bytes go to ``dest.part``; an existing ``.part`` (an interrupted earlier run) is resumed
-      with ``Range: bytes=N-``. A server that answers 200 instead of 206 sends the whole file,
-      which replaces the ``.part``; a 416, or a ``.part`` longer than ``size``, starts over.
-    - Connection errors, timeouts and bodies cut short are retried ``retries`` times, each time
-      asking only for the bytes still missing.
-    - The result must have ``size`` bytes (if given) and ``sha256``; only then is it renamed to
-      ``dest``. Otherwise the ``.part`` is deleted and :class:`ChecksumError` raised. (If the
-      file was pieced together from several responses it is first fetched once more whole,
-      since the pieces may come from two versions of the file.)
-    - ``sha256=None`` is only for an archive with no recorded checksum whose members are
-      checked after extraction (PyTorch's hymenoptera zip): then only ``size`` (if given) and
-      the announced ``Content-Length`` are checked.
-    - A network failure raises :class:`DownloadError` naming the URL and the reason; the
-      ``.part`` is kept so that the next run resumes it.
-    - ``connect_timeout`` bounds the wait for a connection, ``timeout`` the wait for the
-      answer and for each next block of bytes (defaults: :func:`timeouts`). A server that
-      never answered and times out is not retried: it fails after one wait, naming the host.
+
+class _Resumable:
+    """pooch's ``downloader=`` for one file: fetches ``<dest>.part`` (resumed, retried, each
+    wait bounded) and hands it to pooch, which checks its sha256 and moves it to ``dest``.
+
+    After a call, ``resumed`` says whether the last response was appended to older bytes (the
+    file may then be pieced from two versions of it), and ``delivered`` that pooch got the
+    bytes, so that a ``ValueError`` from ``Pooch.fetch`` is its sha256 check failing.
     """
-    waits = _waits(timeout, connect_timeout)
-    return _download_file(url, dest, sha256, size, desc, progress, waits, retries, _Hosts())
 
+    def __init__(self, dest: Path, size: int | None, policy: _Policy, desc: str, progress: bool) -> None:
+        self.dest, self.part = dest, dest.with_name(dest.name + ".part")
+        self.size, self.policy = size, policy
+        self.desc, self.progress = desc, progress
+        self.resumed = self.delivered = False
 
-def _waits(read_timeout: float | None, connect_timeout: float | None) -> tuple[float, float]:
-    default_connect, default_read = timeouts()
-    hint = "Timeouts are in seconds, e.g. 30."
-    connect = default_connect if connect_timeout is None else connect_timeout
-    read = default_read if read_timeout is None else read_timeout
-    # plain floats back: a socket refuses a numpy float
-    return (positive_number(connect, "connect_timeout", where="download", hint=hint),
-            positive_number(read, "timeout", where="download", hint=hint))
+    def __call__(self, url: str, output_file: str, pup: pooch.Pooch) -> None:
+        # pooch calls this only when dest is missing or fails its sha256: a wrong file goes
+        # now, whether or not the download succeeds (pooch would leave it until it does).
+        self.dest.unlink(missing_ok=True)
+        with tqdm(total=self.size, desc=self.desc, unit="B", unit_scale=True, unit_divisor=1024,
+                  disable=not self.progress, leave=False) as bar:
+            self.resumed = self._fetch(_requote(url), bar)
+        got = self.part.stat().st_size
+        if self.size is not None and got != self.size:
+            raise _WrongFile(None, got)
+        _hand_over(self.part, output_file)
+        self.delivered = True
 
-
-def _download_file(
-    url: str,
-    dest: str | os.PathLike,
-    sha256: str | None,
-    size: int | None,
-    desc: str | None,
-    progress: bool,
-    waits: tuple[float, float],
-    retries: int,
-    hosts: _Hosts,
-) -> Path:
-    dest = Path(dest)
-    sha256 = _check_sha256(sha256, url)
-    if size is not None and not (is_int(size) and size >= 0):
-        raise InvalidParameterError(
-            f"download_file({url!r}): size must be the file's length in bytes (an int >= 0) "
-            f"or None when unknown, got {size!r}."
-        )
-    size = None if size is None else int(size)
-    retries = int_at_least(retries, "retries", 0, where="download_file")
-    if _is_complete(dest, sha256, size):
-        return dest
-    if dest.is_file():
-        # A wrong file at dest (older version, damaged copy): never leave it where a loader
-        # would trust it, whether or not the new download succeeds.
-        dest.unlink(missing_ok=True)
-    url = _requote(url)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    host = urllib.parse.urlsplit(url).netloc
-    failures = 0
-    whole_refetch_done = False
-    with tqdm(
-        total=size,
-        desc=desc or dest.name,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        disable=not progress,
-        leave=False,
-    ) as bar:
+    def _fetch(self, url: str, bar: tqdm) -> bool:
+        """Request until ``part`` is whole; True if the last response resumed older bytes."""
+        host = urllib.parse.urlsplit(url).netloc
+        hosts, waits = self.policy.hosts, self.policy.waits
+        failures = 0
         while True:
             earlier = hosts.silence(host)
             if earlier is not None:  # another file's request found this server silent
-                raise _network_error(url, dest, part, earlier, 0, waits)
+                raise _network_error(url, self.dest, self.part, earlier, 0, waits)
             try:
-                # pieced: the last response appended to older bytes (so the .part holds the
-                # pieces of more than one response, possibly of two versions of the file).
-                pieced = _fetch_into(url, part, size, waits, bar, hosts)
+                return _fetch_into(url, self.part, self.size, waits, bar, hosts)
             except _RestartFromZero:
                 continue  # the .part is gone; the next request starts at byte 0
             except _NETWORK_ERRORS as exc:
                 final = (isinstance(exc, _Refused) and not exc.retryable) or (
                     isinstance(exc, _Silent) and hosts.went_silent(exc))
-                if final or failures >= retries:
-                    raise _network_error(url, dest, part, exc, failures + 1, waits) from None
+                if final or failures >= self.policy.retries:
+                    raise _network_error(url, self.dest, self.part, exc, failures + 1, waits) from None
                 failures += 1
                 _backoff(failures)
-                continue
-            wrong = _put_in_place(part, dest, sha256, size)
-            if wrong is None:
-                return dest
-            if pieced and not whole_refetch_done:
-                whole_refetch_done = True
-                continue
-            raise _checksum_error(url, dest, sha256, size, *wrong)
 
 
-def _put_in_place(part: Path, dest: Path, sha256: str | None, size: int | None) -> tuple[str | None, int] | None:
-    """Rename ``part`` to ``dest`` if its size and sha256 match (None); else delete it and
-    return its (sha256 if its size was right, size).
+def _hand_over(part: Path, output_file: str) -> None:
+    """Give pooch the finished ``part`` under its temporary name, as a second link to the bytes.
 
-    pooch's ``stream_download`` does this step, but on a temporary file it deletes on any
-    failure; here the bytes stay in ``part`` until this rename, so even a crash after the
-    download and before the rename leaves them for the next run to verify.
+    pooch deletes its temporary file on any failure, even an interrupt just before its move to
+    ``dest``; ``part`` outlives that, so the next run verifies it instead of downloading again.
+    The file also keeps ``part``'s mode (the umask's), not the 0600 of pooch's temporary file.
     """
-    got_size = part.stat().st_size
-    got_sha = None
-    if size is None or got_size == size:
-        got_sha = None if sha256 is None else sha256_file(part)
-        if got_sha == sha256:
-            os.replace(part, dest)
-            return None
-    part.unlink(missing_ok=True)
-    return got_sha, got_size
+    os.unlink(output_file)
+    try:
+        os.link(part, output_file)
+    except OSError:  # a file system without hard links (FAT): a copy keeps the same promises
+        shutil.copyfile(part, output_file)
+
+
+def _fetch_one(pup: pooch.Pooch, fname: str, size: int | None, policy: _Policy,
+               desc: str | None, progress: bool) -> Path:
+    """``pup.fetch(fname)`` through :class:`_Resumable`; a wrong file raises ChecksumError.
+
+    A file pieced together from several responses that fails its check is fetched once more
+    whole, since the pieces may come from two versions of the file.
+    """
+    dest = pup.abspath / fname
+    if size is not None and dest.is_file() and dest.stat().st_size != size:
+        dest.unlink()  # pooch checks only the sha256, and an unchecksummed archive has none
+    # pooch creates a missing folder itself, but two threads doing so at once collide
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    for _ in range(2):
+        downloader = _Resumable(dest, size, policy, desc or dest.name, progress)
+        try:
+            pup.fetch(fname, downloader=downloader)
+            part.unlink(missing_ok=True)  # pooch moved the other link to dest (or dest was good)
+            return dest
+        except _WrongFile as exc:
+            wrong = exc
+        except ValueError:
+            if not downloader.delivered:
+                raise
+            wrong = _WrongFile(sha256_file(part), part.stat().st_size)  # pooch's sha256 check
+        part.unlink(missing_ok=True)
+        if not downloader.resumed:
+            break
+    known = pup.registry[fname]
+    sha256 = known.split(":")[-1] if known else None
+    raise _checksum_error(_requote(pup.get_url(fname)), dest, sha256, size, wrong.got_sha, wrong.got_size)
 
 
 def _backoff(failures: int) -> None:
@@ -588,11 +585,89 @@ def _checksum_error(
 
 
 # ---------------------------------------------------------------------------------------------
-# many files
+# the pooches: one file, or a dataset
 
 
-def download_many(
-    items: Sequence[tuple[str, str | os.PathLike, str | None, int | None]],
+def download_file(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: str | None,
+    size: int | None = None,
+    *,
+    desc: str | None = None,
+    progress: bool = True,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
+    retries: int = 2,
+) -> Path:
+    """Download ``url`` to ``dest``, resuming and retrying, and return ``dest`` once verified.
+
+    A one-file pooch (as ``pooch.retrieve`` makes) fetched through :class:`_Resumable`:
+
+    - ``dest`` already there with the right sha256 (and ``size``): returned at once, no network.
+      A wrong file at ``dest`` is deleted before downloading, so it is never used.
+    - Bytes go to ``dest.part``; an existing ``.part`` (an interrupted earlier run) is resumed
+      with ``Range: bytes=N-``. A server that answers 200 instead of 206 sends the whole file,
+      which replaces the ``.part``; a 416, or a ``.part`` longer than ``size``, starts over.
+    - Connection errors, timeouts, bodies cut short and 408, 425, 429 and 5xx answers are
+      retried ``retries`` times, each time asking only for the bytes still missing.
+    - The result must have ``size`` bytes (if given) and ``sha256``; only then is it moved to
+      ``dest``. Otherwise it is deleted and :class:`ChecksumError` raised. (If the file was
+      pieced together from several responses it is first fetched once more whole, since the
+      pieces may come from two versions of the file.)
+    - ``sha256=None`` is only for an archive with no recorded checksum whose members are
+      checked after extraction (PyTorch's hymenoptera zip): then only ``size`` (if given) and
+      the announced ``Content-Length`` are checked.
+    - A network failure raises :class:`DownloadError` naming the URL and the reason; the
+      ``.part`` is kept so that the next run resumes it.
+    - ``connect_timeout`` bounds the wait for a connection, ``timeout`` the wait for the
+      answer and for each next block of bytes (defaults: :func:`timeouts`). A server that
+      never answered and times out is not retried: it fails after one wait, naming the host.
+    """
+    policy = _policy(timeout, connect_timeout, retries, "download_file")
+    sha256, size, dest = _check_sha256(sha256, url), _check_size(size, url), Path(dest)
+    known = None if sha256 is None else f"sha256:{sha256}"
+    pup = pooch.create(path=dest.parent, base_url="", registry={dest.name: known}, urls={dest.name: url})
+    _fetch_one(pup, dest.name, size, policy, desc, progress)
+    return dest
+
+
+def dataset_pooch(info: DatasetInfo, path: str | os.PathLike) -> pooch.Pooch:
+    """A pooch for dataset ``info``'s files under ``path``, each with its manifest sha256.
+
+    Files come from ``TLCOURSE_MIRROR`` when it is set (the pooch's ``base_url``), else each
+    from its recorded source (the pooch's ``urls``). A classroom (or CI) serves the course's
+    data folder once, e.g. ``python -m http.server -d shared/data 8000``, and sets
+    ``TLCOURSE_MIRROR=http://host:8000/``; every file is then fetched from
+    ``<mirror>/<path in the data folder>`` and still checked against the same sha256. A local
+    folder (``TLCOURSE_MIRROR=/mnt/share/data``) works too, as a ``file://`` URL.
+    """
+    registry = {entry.path: f"sha256:{entry.sha256}" for entry in info.manifest}
+    mirror = _mirror_base()
+    urls = {} if mirror else {entry.path: info.source_url(entry) for entry in info.manifest}
+    return pooch.create(path=path, base_url=mirror, registry=registry, urls=urls)
+
+
+def _mirror_base() -> str:
+    """``TLCOURSE_MIRROR`` as a base URL ending in ``/`` (a folder as a ``file://`` URL); ""
+    when it is not set."""
+    base = os.environ.get(MIRROR_ENV, "").strip()
+    if not base:
+        return ""
+    if urllib.parse.urlsplit(base).scheme.lower() not in ("http", "https", "file"):
+        if not Path(base).expanduser().is_dir():
+            raise InvalidParameterError(
+                f"{MIRROR_ENV}={base!r} is neither an http(s):// or file:// URL nor an existing "
+                f"folder. Set it to the mirror's base URL, e.g. {MIRROR_ENV}=http://127.0.0.1:8000/, "
+                f"or unset it to download from the original sources."
+            )
+        base = Path(base).expanduser().resolve().as_uri()
+    return base.rstrip("/") + "/"
+
+
+def fetch_files(
+    pup: pooch.Pooch,
+    files: Sequence[ManifestEntry],
     desc: str | None = None,
     *,
     progress: bool = True,
@@ -603,47 +678,41 @@ def download_many(
     show_failures: int = 5,
     give_up_after: int = 8,
 ) -> list[Path]:
-    """Download many ``(url, dest, sha256, size)`` files with one progress bar over files.
+    """Fetch ``files`` of the pooch's registry into its folder; return their paths, in order.
 
-    Made for datasets of many small files (PlantVillage: 2,250 JPEGs), where one bar per file
-    would flood a notebook and one request at a time would be slow: ``workers`` downloads run
-    at once. Files already present and verified are skipped without a request. Every file is
-    attempted even when some fail; then one :class:`DownloadError` says how many failed and
-    shows the first ``show_failures`` (``.failures`` has them all). Returns the destinations
-    in the order of ``items``.
+    Each file is fetched as :func:`download_file` does and checked against its ``size`` too.
+    One file gets a progress bar over its bytes and raises its own error. Many files (a
+    dataset: PlantVillage has 2,250 JPEGs) get one bar over files, where one per file would
+    flood a notebook, and ``workers`` downloads run at once. Files already present and
+    verified are skipped without a request. Every file is attempted even when some fail; then
+    one :class:`DownloadError` says how many failed and shows the first ``show_failures``
+    (``.failures`` has them all).
 
     One exception to "every file is attempted": when the first ``give_up_after`` files all
     fail for a reason other than a checksum (no network, unknown host, server down), the rest
     are not tried. Offline, 2,250 doomed requests would otherwise keep a learner waiting for a
     quarter of an hour before saying what one request already showed. Likewise a server that
-    times out before ever answering is not asked again for the other files (see
-    :func:`download_file`).
+    times out before ever answering is not asked again for the other files.
     """
-    waits = _waits(timeout, connect_timeout)
-    hosts = _Hosts()
-    entries = [(url, Path(dest), sha, size) for url, dest, sha, size in items]
-    seen: dict[Path, str] = {}
-    for url, dest, _, _ in entries:
-        key = dest.resolve()
-        if key in seen:
+    policy = _policy(timeout, connect_timeout, retries, "fetch_files")
+    seen: set[str] = set()
+    for entry in files:
+        if entry.path in seen:
             raise InvalidParameterError(
-                f"download_many: {dest} appears twice (for {seen[key]} and {url}); each "
-                "destination must be listed once."
+                f"fetch_files: {entry.path} appears twice; each file must be listed once."
             )
-        seen[key] = url
-    workers = int_at_least(workers, "workers", 1, where="download_many")
+        seen.add(entry.path)
+    workers = int_at_least(workers, "workers", 1, where="fetch_files")
+    if len(files) == 1:
+        return [_fetch_one(pup, files[0].path, files[0].size, policy, desc, progress)]
     errors: dict[int, BaseException] = {}
     succeeded = 0
     gave_up = False
-    with tqdm(total=len(entries), desc=desc or "files", unit="file", disable=not progress) as bar:
-
-        def one(index: int) -> None:
-            url, dest, sha, size = entries[index]
-            _download_file(url, dest, sha, size, None, False, waits, retries, hosts)
-
-        pool = ThreadPoolExecutor(max_workers=min(workers, max(len(entries), 1)))
+    with tqdm(total=len(files), desc=desc or "files", unit="file", disable=not progress) as bar:
+        pool = ThreadPoolExecutor(max_workers=min(workers, max(len(files), 1)))
         try:
-            futures = {pool.submit(one, i): i for i in range(len(entries))}
+            futures = {pool.submit(_fetch_one, pup, entry.path, entry.size, policy, None, False): i
+                       for i, entry in enumerate(files)}
             for future in as_completed(futures):
                 exc = future.exception()
                 if exc is not None:
@@ -661,9 +730,10 @@ def download_many(
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     if errors:
-        failures = [(entries[i][0], entries[i][1], errors[i]) for i in sorted(errors)]
-        raise _many_error(failures, len(entries), show_failures, gave_up=gave_up)
-    return [dest for _, dest, _, _ in entries]
+        failures = [(_requote(pup.get_url(files[i].path)), pup.abspath / files[i].path, errors[i])
+                    for i in sorted(errors)]
+        raise _many_error(failures, len(files), show_failures, gave_up=gave_up)
+    return [pup.abspath / entry.path for entry in files]
 
 
 def _many_error(
@@ -814,40 +884,3 @@ def _swap_into_place(new: Path, dest_dir: Path) -> None:
         raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# mirrors
-
-
-def mirror_url(default_url: str, relative_path: str) -> str:
-    """The URL to download a dataset file from: ``TLCOURSE_MIRROR`` if set, else the default.
-
-    A classroom (or CI) can serve the course's data folder once, e.g.
-    ``python -m http.server -d shared/data 8000``, and set
-    ``TLCOURSE_MIRROR=http://host:8000/``; every file is then fetched from
-    ``<mirror>/<relative_path>`` and still checked against the same sha256. A local folder
-    (``TLCOURSE_MIRROR=/mnt/share/data``) works too, as a ``file://`` URL.
-    """
-    base = os.environ.get(MIRROR_ENV, "").strip()
-    if not base:
-        return default_url
-    rel = relative_path.replace("\\", "/").lstrip("/")
-    if not rel or ".." in PurePosixPath(rel).parts:
-        raise InvalidParameterError(
-            f"mirror_url: relative_path must be a path inside the data folder such as "
-            f"'plantvillage/Potato___healthy/x.jpg', got {relative_path!r}."
-        )
-    scheme = urllib.parse.urlsplit(base).scheme.lower()
-    if scheme not in ("http", "https", "file"):
-        if Path(base).expanduser().is_dir():
-            base = Path(base).expanduser().resolve().as_uri()
-        else:
-            raise InvalidParameterError(
-                f"{MIRROR_ENV}={base!r} is neither an http(s):// or file:// URL nor an existing "
-                f"folder. Set it to the mirror's base URL, e.g. {MIRROR_ENV}=http://127.0.0.1:8000/, "
-                f"or unset it to download from the original sources."
-            )
-    if not base.endswith("/"):
-        base += "/"
-    return base + urllib.parse.quote(rel, safe="/")
