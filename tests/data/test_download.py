@@ -5,6 +5,7 @@ socket; the server's switches make it corrupt, cut short, stall or ignore ``Rang
 """
 from __future__ import annotations
 
+import os
 import stat
 import zipfile
 from pathlib import Path
@@ -466,6 +467,86 @@ def test_raw_spaces_in_url_are_quoted(loopback_server: LoopbackServer, tmp_path:
     raw = loopback_server.base_url + rel  # unquoted, as a careless registry might write it
     download_file(raw, tmp_path / "x.jpg", sha, size, progress=False)
     assert loopback_server.requests == [(rel, None)]
+
+
+# --- through pooch -------------------------------------------------------------------------
+
+
+def test_a_damaged_cached_file_is_fetched_again_and_the_others_are_not_touched(
+    loopback_server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = plantvillage_entries(4)
+    pup = plantvillage_pooch(monkeypatch, loopback_server.base_url, tmp_path)
+    fetch_files(pup, entries, progress=False)
+    damaged = tmp_path / entries[1].path
+    raw = bytearray(damaged.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # same size: only the sha256 in pooch's registry can tell
+    damaged.write_bytes(bytes(raw))
+    others = {e.path: (tmp_path / e.path).stat().st_mtime_ns for e in entries if e is not entries[1]}
+    loopback_server.requests.clear()
+    fetch_files(pup, entries, progress=False)
+    assert loopback_server.requests == [(entries[1].path, None)]
+    assert damaged.read_bytes() == (DATA / entries[1].path).read_bytes()
+    assert {p: (tmp_path / p).stat().st_mtime_ns for p in others} == others
+
+
+def test_a_cut_connection_resumes_through_the_dataset_pooch(
+    loopback_server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    info = get_info("pneumoniamnist")
+    monkeypatch.setenv("TLCOURSE_MIRROR", loopback_server.base_url)
+    pup = dataset_pooch(info, tmp_path)
+    loopback_server.truncate_once[NPZ] = 1_000_000
+    with pytest.raises(DownloadError, match="The 1,000,000 bytes that arrived are kept"):
+        fetch_files(pup, list(info.manifest), progress=False, retries=0)
+    folder = tmp_path / "pneumoniamnist"
+    assert sorted(p.name for p in folder.iterdir()) == ["pneumoniamnist.npz.part"]  # pooch's temporary file is gone
+    assert fetch_files(pup, list(info.manifest), progress=False) == [tmp_path / NPZ]
+    assert loopback_server.requests_for(NPZ) == [None, "bytes=1000000-"]
+    assert (tmp_path / NPZ).read_bytes() == (DATA / NPZ).read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == ["pneumoniamnist.npz"]
+
+
+def test_a_run_killed_before_pooch_moves_the_file_is_finished_without_a_request(
+    loopback_server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pooch deletes its temporary file on any failure; the .part beside it keeps the bytes."""
+    dest = tmp_path / "x.npz"
+    real_rename = os.rename
+
+    def killed(src, dst, *args, **kwargs):
+        if Path(dst) == dest:
+            raise KeyboardInterrupt
+        return real_rename(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", killed)
+    with pytest.raises(KeyboardInterrupt):
+        download_file(loopback_server.url_for(NPZ), dest, NPZ_SHA, NPZ_SIZE, progress=False)
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.npz.part"]
+    download_file(loopback_server.url_for(NPZ), dest, NPZ_SHA, NPZ_SIZE, progress=False)
+    assert loopback_server.requests_for(NPZ) == [None]  # the kept bytes were verified, not fetched again
+    assert dest.read_bytes() == (DATA / NPZ).read_bytes() and [p.name for p in tmp_path.iterdir()] == ["x.npz"]
+
+
+def test_downloaded_files_are_readable_by_others(
+    loopback_server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask: None
+) -> None:
+    """pooch's temporary file (0600) would become the dataset file; a shared cache needs 0644."""
+    dest = download_file(loopback_server.url_for(NPZ), tmp_path / "x.npz", NPZ_SHA, NPZ_SIZE, progress=False)
+    monkeypatch.setenv("TLCOURSE_MIRROR", str(DATA))  # the file:// mirror too
+    pup = dataset_pooch(get_info("plantvillage"), tmp_path / "cache")
+    got = fetch_files(pup, plantvillage_entries(2), progress=False)
+    assert [oct(mode_of(p)) for p in [dest, *got]] == ["0o644"] * 3
+
+
+def test_pooch_writes_no_line_per_file(
+    loopback_server: LoopbackServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    pup = plantvillage_pooch(monkeypatch, loopback_server.base_url, tmp_path)
+    fetch_files(pup, plantvillage_entries(3), progress=False)
+    assert capfd.readouterr().err == ""  # pooch logs "Downloading file ..." for each at INFO
 
 
 # --- numeric arguments ---------------------------------------------------------------------
