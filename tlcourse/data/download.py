@@ -41,6 +41,14 @@ pooch writes a line per file to stderr (2,250 for PlantVillage): its logger is s
 pooch's ``env=`` names a cache folder, not a mirror, and the course's cache is
 ``TLCOURSE_CACHE/data``, so the folder is passed in. Refusing to write into ``TLCOURSE_DATA``
 is :func:`tlcourse.data.commands.fetch`'s job.
+
+Measured when the module moved onto pooch (lines of code, without docstrings and comments):
+574 before, 577 after, and ``commands.py`` 137 before, 132 after. pooch took over what it
+does well (the check of a file already present, verify-then-move, joining the mirror's URL);
+plugging the downloader in costs about as much (:func:`_hand_over`, turning pooch's
+``ValueError`` into :class:`~tlcourse.errors.ChecksumError`, creating folders before threads
+race on pooch's ``os.makedirs``). ``tlcourse data fetch`` and ``verify`` print the same
+lines and exit with the same codes as before.
 """
 from __future__ import annotations
 
