@@ -1,6 +1,6 @@
 """Before anything is submitted: can every worker run the course?
 
-``tlcourse doctor``'s checks run on each worker (``client.run``): it must import ``tlcourse``,
+``tlcourse doctor``'s requirement checks run on each worker (``client.run``): it must import ``tlcourse``,
 find the offline weights and the datasets, have the Jupyter kernel the sweep names, and run
 one task at a time (one Dask thread: the kernel takes the cores). A worker that lacks
 something is named with what it lacks and how to fix it, and nothing is submitted.
@@ -21,10 +21,10 @@ def worker_facts(kernel: str, dask_worker: Any = None) -> dict[str, Any]:
     from distributed.comm import get_address_host
     from jupyter_client.kernelspec import KernelSpecManager
 
-    from ..doctor import run_checks
+    from ..doctor import requirement_checks
     from .cluster import machine_cores
 
-    problems = [f"{c.name}: {c.detail}" for c in run_checks() if c.required and not c.ok]
+    problems = [f"{c.name}: {c.detail}" for c in requirement_checks() if c.required and not c.ok]
     if kernel not in KernelSpecManager().find_kernel_specs():
         problems.append(f"no Jupyter kernel {kernel!r}: `python -m ipykernel install "
                         f"--sys-prefix --name {kernel}` in the worker's environment")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ...atomic import temp_dir
 from ...errors import CourseError
@@ -18,14 +18,13 @@ TASKS_DIR = "tasks"
 
 
 def _inside(folder: Path, name: str) -> Path:
-    relative = PurePosixPath(name)
-    if (relative.is_absolute() or not relative.parts
-            or any(part in ("", ".", "..") for part in relative.parts)):
+    parts = name.split("/")
+    if any(part in ("", ".", "..") or "\\" in part or "\0" in part for part in parts):
         raise CourseError(
             f"A worker sent a file named {name!r}, which is not a plain path inside the task's "
-            f"folder {folder}; nothing of that task was written. Check what runs on the workers."
+            "folder; nothing of that task was written. Check what runs on the workers."
         )
-    return folder.joinpath(*relative.parts)
+    return folder.joinpath(*parts)
 
 
 def task_folder(out: Path, folder: str) -> Path:
