@@ -25,14 +25,16 @@ def group_keys(summary: SweepSummary) -> list[str]:
 
 
 def finished_values(summary: SweepSummary) -> pd.DataFrame:
-    """One row per (ok task, numeric result): notebook, grid values, result, value."""
+    """One row per (ok task, numeric result): notebook, grid values, result, value. A value
+    recorded under the name of a parameter the task was given (``seed``) is that parameter
+    echoed, not a result, and is left out."""
     rows = []
     for result in summary.notebooks:
         if result.status != "ok":
             continue
         task = summary.task(result.name)
         for name, value in (result.results.get("values") or {}).items():
-            if _is_number(value):
+            if _is_number(value) and name not in task.parameters:  # not an echoed parameter
                 rows.append({"notebook": task.notebook, "grid": task.grid, "result": name,
                              "value": float(value)})
     return pd.DataFrame(rows)

@@ -82,7 +82,7 @@ def start_local(layout: Layout) -> tuple[Any, Any]:
     # silence_logs: the workers' own warnings (a heartbeat cut while the cluster closes) would
     # bury the sweep's lines; what happened to each task is in the summary and the report.
     cluster = LocalCluster(n_workers=layout.workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=":0", silence_logs=logging.ERROR)
     return cluster, Client(cluster)
 
 
