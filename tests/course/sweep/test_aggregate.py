@@ -59,3 +59,17 @@ def test_report_has_the_table_the_plot_and_each_tasks_time_and_worker(tmp_path):
     assert "tlcourse sweep --resume" in report
     assert (tmp_path / "sweep.07.png").stat().st_size > 1000
     assert not math.isnan(across_seeds(load_sweep(tmp_path))["mean"].iloc[0])
+
+
+@pytest.mark.parametrize("folder", ["../../outside", "a/b", ".hidden", ""])
+def test_a_summary_whose_task_folder_leaves_the_sweep_is_refused_on_resume(tmp_path, folder):
+    import json
+
+    from tlcourse.errors import CourseError
+
+    _summary(tmp_path).save()
+    data = json.loads((tmp_path / "summary.json").read_text())
+    data["tasks"][0]["folder"] = folder
+    (tmp_path / "summary.json").write_text(json.dumps(data))
+    with pytest.raises(CourseError, match="summary.json is damaged .*not a plain folder name"):
+        load_sweep(tmp_path)

@@ -22,7 +22,8 @@ def test_torch_threads_share_each_hosts_cores_among_its_workers():
     client = _Client({"tcp://10.0.0.1:1": _GOOD, "tcp://10.0.0.1:2": _GOOD,
                       "tcp://10.0.0.2:1": {**_GOOD, "host": "10.0.0.2", "cores": 6}})
     assert check_workers(client, "tlcourse") == {
-        "tcp://10.0.0.1:1": 4, "tcp://10.0.0.1:2": 4, "tcp://10.0.0.2:1": 6}
+        "tcp://10.0.0.1:1": 4, "tcp://10.0.0.1:2": 4, "tcp://10.0.0.2:1": 6,
+        "10.0.0.1": 4, "10.0.0.2": 6}
 
 
 def test_each_worker_that_lacks_something_is_named_with_what_it_lacks():

@@ -105,9 +105,9 @@ def run_sweep(
     started = datetime.now().astimezone()
     out_path = (Path(out) if out is not None
                 else found.root / "sweeps" / started.strftime("%Y%m%d-%H%M%S")).resolve()
+    prepare_out(out_path)  # before the cluster: a bad --out fails in a second
     with _cluster(scheduler, workers, len(tasks)) as (client, where):
         threads = check_workers(client, kernel)
-        prepare_out(out_path)
         summary = SweepSummary(
             profile=found.profile.name, parameters=overrides,
             started=started.isoformat(timespec="seconds"), out=out_path, kernel=kernel,

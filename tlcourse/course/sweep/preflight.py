@@ -51,8 +51,9 @@ def _worker_problems(address: str, facts: Any) -> list[str]:
 
 def check_workers(client: Any, kernel: str) -> dict[str, int]:
     """Refuse (naming each worker and what it lacks) unless every worker can run the course;
-    return the torch threads each worker's kernels get: its host's cores over the host's
-    workers, so the kernels of one machine do not oversubscribe its cores."""
+    return the torch threads each worker's kernels get, by worker address and by host: the
+    host's cores over the host's workers, so the kernels of one machine do not oversubscribe
+    its cores."""
     facts = client.run(worker_facts, kernel, on_error="return")
     if not facts:
         raise CourseError("The Dask cluster has no workers; start some with `dask worker "
@@ -66,5 +67,8 @@ def check_workers(client: Any, kernel: str) -> dict[str, int]:
             f"was submitted. " + " | ".join(lines)
         )
     per_host = Counter(value["host"] for value in facts.values())
-    return {address: max(1, value["cores"] // per_host[value["host"]])
-            for address, value in facts.items()}
+    threads = {address: max(1, value["cores"] // per_host[value["host"]])
+               for address, value in facts.items()}
+    # By host too: a worker restarted after a crash has a new address on the same machine.
+    threads.update({value["host"]: threads[address] for address, value in facts.items()})
+    return threads

@@ -10,6 +10,7 @@ set of values it *does* receive, not several identical ones.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from ...errors import InvalidParameterError
 from ..runner.discover import CourseNotebook
 from ..runner.plan import CourseSelection, check_override_names, plan_run
 from .grid import combination_label, combinations, folder_name
+
+_FOLDER = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$")
 
 
 @dataclass
@@ -36,6 +39,10 @@ class SweepTask:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SweepTask:
+        """Read back from ``summary.json``; a folder name that is not one plain name (``..``,
+        a slash) is refused: files are written there on resume."""
+        if not _FOLDER.match(str(data["folder"])) or ".." in str(data["folder"]):
+            raise ValueError(f"task folder {data['folder']!r} is not a plain folder name")
         return cls(name=str(data["name"]), folder=str(data["folder"]),
                    notebook=str(data["notebook"]), grid=dict(data["grid"]),
                    parameters=dict(data["parameters"]))

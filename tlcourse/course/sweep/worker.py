@@ -41,7 +41,7 @@ def run_task(spec: dict[str, Any], threads: dict[str, int]) -> dict[str, Any]:
     from distributed.comm import get_address_host
 
     address = get_worker().address
-    torch_threads = int(threads.get(address, 1))
+    torch_threads = int(threads.get(address, threads.get(get_address_host(address), 1)))
     started, start = _now(), time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="tlcourse-sweep-"))
     try:
