@@ -28,3 +28,10 @@ def test_workers_times_torch_threads_never_exceed_the_cores(tasks, workers, core
 def test_bad_worker_counts_are_refused(workers):
     with pytest.raises(CourseError, match="--workers"):
         local_layout(4, workers, cores=16, memory=_PLENTY)
+
+
+def test_a_scheduler_that_does_not_answer_is_refused_with_how_to_start_one():
+    from tlcourse.course.sweep.cluster import connect
+
+    with pytest.raises(CourseError, match="no Dask scheduler answered .*`dask scheduler`"):
+        connect("tcp://127.0.0.1:9", timeout=2)

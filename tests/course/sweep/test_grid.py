@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tlcourse.course.sweep.grid import combinations, folder_name, parse_grid, parse_grids
+from tlcourse.course.sweep.grid import check_grids, combinations, folder_name, parse_grid, parse_grids
 from tlcourse.errors import InvalidParameterError
 
 
@@ -38,6 +38,10 @@ def test_a_key_swept_twice_or_also_fixed_is_refused():
         parse_grids(["seed=0,1"], fixed=["seed"])
     with pytest.raises(InvalidParameterError, match="at least one --grid"):
         parse_grids([])
+    with pytest.raises(InvalidParameterError, match="not a non-empty list"):
+        check_grids({"seed": []})
+    with pytest.raises(InvalidParameterError, match="not a non-empty list"):
+        check_grids({"backbone": "mobilenet_v2"})
 
 
 def test_one_and_1_are_different_values():

@@ -1,4 +1,5 @@
-"""Sweeps on a real Dask LocalCluster (2 workers, 1 thread each), smoke profile
+"""Sweeps on a real Dask LocalCluster (2 workers, 1 thread each), smoke profile: the faults
+through --scheduler (as a lab cluster is used), the lesson through the default local cluster
 (tlcourse/course/sweep/: submit, worker, store, preflight, report, resume).
 
 A tiny course (one notebook, written here) covers the faults cheaply: seed 2 fails on
@@ -73,7 +74,18 @@ def _runs(box: Path, seed: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def faulty_sweep(tmp_path_factory, python3_kernel):
+def local_scheduler():
+    """A LocalCluster of 2 worker processes, 1 thread each, that the sweep reaches through
+    --scheduler (the way a lab's cluster is used)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="module")
+def faulty_sweep(tmp_path_factory, python3_kernel, local_scheduler):
     """seed=0,1,2,3 over the tiny course; seed 1's worker is killed mid-task."""
     root = _tiny_course(tmp_path_factory.mktemp("faults") / "course")
     box = root / "box"
@@ -83,8 +95,8 @@ def faulty_sweep(tmp_path_factory, python3_kernel):
     killer = threading.Thread(target=_kill_the_sleeper, args=(box, killed), daemon=True)
     killer.start()
     summary = run_sweep(root, only="00", profile="smoke", grid=["seed=0,1,2,3"],
-                        parameters=[f"box={box}"], out=out, workers=2, kernel=python3_kernel,
-                        progress=False)
+                        parameters=[f"box={box}"], out=out, scheduler=local_scheduler,
+                        kernel=python3_kernel, progress=False)
     killer.join(timeout=5)
     return summary, box, killed
 
@@ -109,8 +121,9 @@ def test_a_task_whose_worker_dies_is_retried_on_a_live_worker(faulty_sweep):
     assert _runs(box, 1) == 2  # the killed attempt, then the retry
 
 
-def test_each_task_has_its_own_complete_folder(faulty_sweep):
+def test_each_task_has_its_own_complete_folder(faulty_sweep, local_scheduler):
     summary, _, _ = faulty_sweep
+    assert summary.cluster == f"Dask scheduler {local_scheduler}"
     tasks = summary.out / "tasks"
     assert sorted(p.name for p in tasks.iterdir()) == sorted(t.folder for t in summary.tasks)
     for result in summary.notebooks:
@@ -123,12 +136,12 @@ def test_each_task_has_its_own_complete_folder(faulty_sweep):
     assert set(data["placements"]) == {r.name for r in summary.notebooks}
 
 
-def test_resume_reruns_only_what_did_not_finish(faulty_sweep):
+def test_resume_reruns_only_what_did_not_finish(faulty_sweep, local_scheduler):
     summary, box, _ = faulty_sweep
     before = {seed: _runs(box, seed) for seed in range(4)}
     ok_folders = {r.name: (summary.out / r.output).stat().st_mtime_ns
                   for r in summary.notebooks if r.status == "ok"}
-    resumed = resume_sweep(summary.out, workers=2, progress=False)
+    resumed = resume_sweep(summary.out, scheduler=local_scheduler, progress=False)
     after = {seed: _runs(box, seed) for seed in range(4)}
     assert after == {**before, 2: before[2] + 1}  # only the failed seed ran again
     assert [r.status for r in resumed.notebooks].count("failed") == 1

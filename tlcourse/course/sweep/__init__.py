@@ -34,7 +34,7 @@ from ..runner.outdir import check_writable, prepare_out
 from ..runner.plan import CourseSelection, overrides_from, select_course, value_problems
 from ..runner.summary import SUMMARY_FILE, not_resumable
 from .cluster import local_layout, require_dask, start_local, connect
-from .grid import parse_grids
+from .grid import check_grids, parse_grids
 from .preflight import check_workers
 from .submit import SweepInterrupted, run_tasks
 from .summary import SweepSummary, load_sweep
@@ -74,7 +74,7 @@ def _sources(found: CourseSelection) -> dict[str, Path]:
 def _grids(grid: Mapping[str, Sequence[Any]] | Sequence[str], fixed: Sequence[str]
            ) -> dict[str, list[Any]]:
     if isinstance(grid, Mapping):
-        return parse_grids([], fixed) if not grid else {k: list(v) for k, v in grid.items()}
+        return check_grids(grid, fixed)
     return parse_grids(list(grid), fixed)
 
 

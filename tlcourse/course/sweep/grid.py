@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import InvalidParameterError
@@ -42,8 +42,6 @@ def parse_grid(text: str) -> tuple[str, list[Any]]:
 def parse_grids(texts: Sequence[str], fixed: Sequence[str] = ()) -> dict[str, list[Any]]:
     """Every ``--grid``, in order; a key given twice, or also fixed by ``-p``, is refused."""
     grids: dict[str, list[Any]] = {}
-    if not texts:
-        raise InvalidParameterError(f"A sweep needs at least one --grid KEY=V1,V2,...; {_EXAMPLE}.")
     for text in texts:
         name, values = parse_grid(text)
         if name in grids:
@@ -52,12 +50,26 @@ def parse_grids(texts: Sequence[str], fixed: Sequence[str] = ()) -> dict[str, li
                 f"--grid {name}=V1,V2,..."
             )
         grids[name] = values
-    for name in fixed:
-        if name in grids:
+    return check_grids(grids, fixed)
+
+
+def check_grids(grids: Mapping[str, Sequence[Any]], fixed: Sequence[str] = ()
+                ) -> dict[str, list[Any]]:
+    """The grids as lists, refusing none at all, an empty one, or a key also fixed by ``-p``
+    (the grid would silently override it)."""
+    if not grids:
+        raise InvalidParameterError(f"A sweep needs at least one --grid KEY=V1,V2,...; {_EXAMPLE}.")
+    checked = {}
+    for name, values in grids.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise InvalidParameterError(
+                f"--grid {name}: {values!r} is not a non-empty list of values; {_EXAMPLE}.")
+        if name in fixed:
             raise InvalidParameterError(
                 f"{name} is both swept (--grid {name}=...) and fixed (-p {name}=...); drop one."
             )
-    return grids
+        checked[str(name)] = list(values)
+    return checked
 
 
 def combinations(grids: dict[str, list[Any]]) -> list[dict[str, Any]]:
