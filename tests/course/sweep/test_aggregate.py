@@ -73,3 +73,24 @@ def test_a_summary_whose_task_folder_leaves_the_sweep_is_refused_on_resume(tmp_p
     (tmp_path / "summary.json").write_text(json.dumps(data))
     with pytest.raises(CourseError, match="summary.json is damaged .*not a plain folder name"):
         load_sweep(tmp_path)
+
+
+def test_run_and_sweep_folders_are_each_resumed_by_their_own_command(tmp_path):
+    from tlcourse.course.runner.summary import RunSummary, load_summary
+    from tlcourse.errors import CourseError
+
+    sweep, run = tmp_path / "sweep", tmp_path / "run"
+    sweep.mkdir(), run.mkdir()
+    _summary(sweep).save()
+    RunSummary(profile="smoke", parameters={}, started="x", out=run, kernel="python3",
+               timeout=None, root=run).save()
+    with pytest.raises(CourseError, match=r"folder of a `tlcourse sweep`; finish it with `tlcourse sweep --resume"):
+        load_summary(sweep)
+    with pytest.raises(CourseError, match=r"folder of a `tlcourse run`; finish it with `tlcourse run --resume"):
+        load_sweep(run)
+    import json
+
+    data = json.loads((sweep / "summary.json").read_text())
+    (sweep / "summary.json").write_text(json.dumps({**data, "kind": "; rm -rf ~"}))
+    with pytest.raises(CourseError, match="of kind '; rm -rf ~', which tlcourse does not write"):
+        load_sweep(sweep)

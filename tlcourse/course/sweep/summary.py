@@ -42,11 +42,10 @@ def load_sweep(out: str | os.PathLike[str]) -> SweepSummary:
     """Read a sweep folder's ``summary.json`` back, refusing a run folder or a damaged one."""
     import json
 
-    run = load_summary(out)
+    run = load_summary(out, kind="sweep")
     data = json.loads((run.out / "summary.json").read_text(encoding="utf-8"))
-    if data.get("kind") != "sweep" or any(key not in data for key in _SWEEP_KEYS):
-        raise not_resumable(run.out, "it is not a sweep folder (its summary.json has no grid "
-                            "and tasks; finish a `tlcourse run` with `tlcourse run --resume`)")
+    if any(key not in data for key in _SWEEP_KEYS):
+        raise not_resumable(run.out, f"its summary.json lacks {', '.join(_SWEEP_KEYS)}")
     try:
         tasks = [SweepTask.from_json(item) for item in data["tasks"]]
         grid = {str(k): list(v) for k, v in dict(data["grid"]).items()}
