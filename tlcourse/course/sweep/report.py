@@ -103,7 +103,7 @@ def _header(summary: SweepSummary) -> list[str]:
     if statuses.count("interrupted"):
         counts += f", {statuses.count('interrupted')} interrupted"
     if summary.not_started:
-        counts += f", {len(summary.not_started)} not started"
+        counts += f", {len(summary.not_started)} not finished"
     grid = ", ".join(f"`{k}` = {v!r}" for k, v in summary.grid.items())
     fixed = ", ".join(f"`{k}={v!r}`" for k, v in summary.parameters.items()) or "none"
     total = sum(r.seconds for r in summary.notebooks)
@@ -114,8 +114,9 @@ def _header(summary: SweepSummary) -> list[str]:
     if summary.resumed:
         lines += [f"Resumed {', '.join(summary.resumed)}.", ""]
     if summary.interrupted or summary.not_started or summary.failed:
-        lines += [f"Finish it with `{sweep_resume_command(summary.out)}`: it reruns only the "
-                  "tasks that are not ok.", ""]
+        stopped = "Stopped by Ctrl-C. " if summary.interrupted else ""
+        lines += [f"{stopped}Finish it with `{sweep_resume_command(summary.out)}`: it reruns "
+                  "only the tasks that are not ok.", ""]
     return lines
 
 
@@ -127,7 +128,7 @@ def _task_lines(summary: SweepSummary) -> list[str]:
         error = (result.error or "").replace("|", "\\|")
         lines.append(f"| {result.name} | {result.status} | {result.seconds:.1f} | "
                      f"{where.get('worker', '')} | {where.get('torch_threads', '')} | {error} |")
-    lines += [f"| {name} | not started | | | | |" for name in summary.not_started]
+    lines += [f"| {name} | not finished | | | | |" for name in summary.not_started]
     return lines + [""]
 
 
