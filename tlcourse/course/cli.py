@@ -60,6 +60,27 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_handler("tlcourse.course.runner", "cli_run"))
 
 
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="rerun notebooks over a grid of parameter values on Dask")
+    p.add_argument("--only", default=None, help="the notebook(s) to sweep, as for `run --only`")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="values to try for one parameter (repeatable: every combination runs)")
+    p.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter fixed for every task (repeatable)")
+    p.add_argument("--profile", default=None, help="smoke | classroom | full (default classroom)")
+    p.add_argument("--out", default=None, help="output directory (default sweeps/<timestamp>/)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="a running Dask scheduler, e.g. tcp://head:8786 (default: a local cluster)")
+    where.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="local cluster workers (default: as many as cores and memory allow)")
+    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (0: no limit)")
+    p.add_argument("--kernel", default=None, help="Jupyter kernel name (as for `run`)")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="rerun only the tasks of the sweep in DIR that are not ok")
+    p.set_defaults(func=_handler("tlcourse.course.sweep", "cli_sweep"))
+
+
 def _add_progress(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("progress", help="summarise exercise progress files (one learner or a class)")
     p.add_argument("files", nargs="*", help="progress JSON files (default: your own)")
@@ -105,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"tlcourse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_doctor, _add_data, _add_run, _add_progress, _add_exercises, _add_predict,
+    for add in (_add_doctor, _add_data, _add_run, _add_sweep, _add_progress, _add_exercises, _add_predict,
                 _add_pack):
         add(sub)
     return parser

@@ -97,39 +97,73 @@ def _widget_frontend_check() -> Check:
     return Check("widget versions", problem is None, detail, required=False)
 
 
-def run_checks() -> list[Check]:
-    import torch
-    import torchvision
-
-    from .. import __version__
-    from ..data.registry import DATASETS, locate
-    from ..device import pick_device
+def _weight_checks() -> list[Check]:
     from ..errors import CourseError
     from ..models.registry import OFFLINE_BACKBONES, weight_path
 
-    checks = [
-        Check("tlcourse", True, __version__),
-        Check("torch / torchvision", True, f"{torch.__version__} / {torchvision.__version__}"),
-    ]
-    device = pick_device("auto")
-    extra = f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else f" ({torch.get_num_threads()} threads)"
-    checks.append(Check("device", True, f"{device}{extra}", required=False))
+    checks = []
     for name in OFFLINE_BACKBONES:
         try:
-            path = weight_path(name)
-            checks.append(Check(f"weights {name}", True, str(path)))
+            checks.append(Check(f"weights {name}", True, str(weight_path(name))))
         except CourseError as exc:
             checks.append(Check(f"weights {name}", False, str(exc)))
-    if all(c.ok for c in checks if c.name == "weights mobilenet_v2"):
-        try:
-            checks.append(_imagenet_sanity())
-        except Exception as exc:  # report, don't crash the doctor
-            checks.append(Check("ImageNet sanity check", False, f"{exc.__class__.__name__}: {exc}"))
+    return checks
+
+
+def _dataset_checks() -> list[Check]:
+    from ..data.registry import DATASETS, locate
+    from ..errors import CourseError
+
+    checks = []
     for name in DATASETS:
         try:
             checks.append(Check(f"dataset {name}", True, str(locate(name))))
         except CourseError as exc:
             checks.append(Check(f"dataset {name}", False, str(exc)))
+    return checks
+
+
+def _kernel_check() -> Check:
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        specs = KernelSpecManager().find_kernel_specs()
+        kernel = "tlcourse" if "tlcourse" in specs else ("python3" if "python3" in specs else None)
+        return Check("Jupyter kernel", kernel is not None, kernel or
+                     "none: `python -m ipykernel install --sys-prefix --name tlcourse`")
+    except ImportError:
+        return Check("Jupyter kernel", False, "jupyter_client missing: `pip install ipykernel`")
+
+
+def requirement_checks() -> list[Check]:
+    """What a notebook run cannot do without: tlcourse itself, the offline weights, the
+    datasets and a Jupyter kernel. ``tlcourse sweep`` runs these on every Dask worker."""
+    from .. import __version__
+
+    return [Check("tlcourse", True, __version__), *_weight_checks(), *_dataset_checks(),
+            _kernel_check()]
+
+
+def run_checks() -> list[Check]:
+    import torch
+    import torchvision
+
+    from ..device import pick_device
+
+    required = requirement_checks()
+    checks = [required[0],
+              Check("torch / torchvision", True, f"{torch.__version__} / {torchvision.__version__}")]
+    device = pick_device("auto")
+    extra = f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else f" ({torch.get_num_threads()} threads)"
+    checks.append(Check("device", True, f"{device}{extra}", required=False))
+    weights = [c for c in required if c.name.startswith("weights ")]
+    checks += weights
+    if all(c.ok for c in weights if c.name == "weights mobilenet_v2"):
+        try:
+            checks.append(_imagenet_sanity())
+        except Exception as exc:  # report, don't crash the doctor
+            checks.append(Check("ImageNet sanity check", False, f"{exc.__class__.__name__}: {exc}"))
+    checks += [c for c in required if c.name.startswith("dataset ")]
     widgets = importlib.util.find_spec("ipywidgets") is not None
     front = importlib.util.find_spec("jupyterlab_widgets") is not None or importlib.util.find_spec("widgetsnbextension") is not None
     checks.append(Check(
@@ -139,15 +173,7 @@ def run_checks() -> list[Check]:
         required=False,
     ))
     checks.append(_widget_frontend_check())
-    try:
-        from jupyter_client.kernelspec import KernelSpecManager
-
-        specs = KernelSpecManager().find_kernel_specs()
-        kernel = "tlcourse" if "tlcourse" in specs else ("python3" if "python3" in specs else None)
-        checks.append(Check("Jupyter kernel", kernel is not None, kernel or
-                            "none: `python -m ipykernel install --sys-prefix --name tlcourse`"))
-    except ImportError:
-        checks.append(Check("Jupyter kernel", False, "jupyter_client missing: `pip install ipykernel`"))
+    checks.append(required[-1])
     return checks
 
 

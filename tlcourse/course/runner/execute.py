@@ -92,15 +92,16 @@ def _papermill(nb: CourseNotebook, output: Path, kernel: str, timeout: int | Non
     )
 
 
-def execute(nb: CourseNotebook, out: Path, kernel: str, timeout: int | None, root: Path
-            ) -> NotebookResult:
+def execute(nb: CourseNotebook, out: Path, kernel: str, timeout: int | None, root: Path,
+            env: Mapping[str, str] | None = None) -> NotebookResult:
     """Run one notebook. Ctrl-C while it runs gives an "interrupted" result (its kernel is
-    killed on the way out); the caller stops the run when it sees one."""
+    killed on the way out); the caller stops the run when it sees one. ``env`` adds
+    environment variables for the kernel (a sweep's torch threads)."""
     output, results_file = nb.output_in(out), nb.results_in(out)
     output.parent.mkdir(parents=True, exist_ok=True)
     error, status = None, "ok"
     start = time.perf_counter()
-    with _environment(_kernel_environment(results_file, root)):
+    with _environment({**_kernel_environment(results_file, root), **(env or {})}):
         try:
             _papermill(nb, output, kernel, timeout)
         except KeyboardInterrupt:

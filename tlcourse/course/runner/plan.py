@@ -79,16 +79,18 @@ def _check_profile_names(course: list[CourseNotebook], profile: Profile, where: 
         )
 
 
-def _check_override_names(selected: list[CourseNotebook], overrides: Mapping[str, Any]) -> None:
-    """``-p`` names against the selected notebooks: a name none of the notebooks being run
-    declares does nothing, which is never what was meant."""
+def check_override_names(selected: list[CourseNotebook], names: Iterable[str],
+                         flag: str = "-p") -> None:
+    """``-p`` (or ``--grid``) names against the selected notebooks: a name none of the
+    notebooks being run declares does nothing, which is never what was meant."""
     _refuse_unknown(
-        overrides, _declared_by(selected),
-        lambda name: f"-p {name}=... : no selected notebook declares a parameter {name!r}.",
+        names, _declared_by(selected),
+        lambda name: f"{flag} {name}=... : no selected notebook declares a parameter {name!r}.",
     )
 
 
-def _fill(nb: CourseNotebook, profile: Profile, overrides: Mapping[str, Any], where: str) -> None:
+def _fill(nb: CourseNotebook, profile: Profile, overrides: Mapping[str, Any], where: str,
+          said: Mapping[str, str]) -> None:
     """Set ``nb.parameters`` (and where each value came from) in order of precedence."""
     nb.parameters, nb.sources = {}, {}
 
@@ -104,7 +106,7 @@ def _fill(nb: CourseNotebook, profile: Profile, overrides: Mapping[str, Any], wh
             for name, value in values.items():
                 put(name, value, f"{where}, notebooks {glob!r}")
     for name, value in overrides.items():
-        put(name, value, f"-p {name}")
+        put(name, value, said.get(name, f"-p {name}"))
 
 
 def plan_run(
@@ -113,18 +115,20 @@ def plan_run(
     profile: Profile,
     overrides: Mapping[str, Any],
     profiles_path: Path | str = PROFILES_FILE,
+    said: Mapping[str, str] | None = None,
 ) -> None:
     """Fill each selected notebook's ``parameters`` or raise listing every problem found.
 
     Names are checked against the whole course for profile values and against the selected
     notebooks for ``-p`` overrides; then every value against the notebook that gets it.
+    ``said`` names where an override came from when it was not ``-p`` (``--grid seed=...``).
     """
     where = f"profile {profile.name!r} in {profiles_path}"
     _check_profile_names(course, profile, where)
-    _check_override_names(selected, overrides)
+    check_override_names(selected, overrides)
     problems = []
     for nb in selected:
-        _fill(nb, profile, overrides, where)
+        _fill(nb, profile, overrides, where, said or {})
         problems += value_problems(nb)
     if problems:
         raise InvalidParameterError(
@@ -165,7 +169,7 @@ class RunPlan:
     exercises_dir: Path | None = None
 
 
-def _overrides(parameters: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
+def overrides_from(parameters: Mapping[str, Any] | Sequence[str] | None) -> dict[str, Any]:
     if parameters is None:
         return {}
     if isinstance(parameters, Mapping):
@@ -178,6 +182,56 @@ def _chosen_profile(profiles_path: Path, profile: str) -> Profile:
     if profile not in profiles:
         raise unknown_name("profile", profile, profiles)
     return profiles[profile]
+
+
+@dataclass
+class CourseSelection:
+    """The course as found on disk, the chosen profile and the selected notebooks, before any
+    value is planned: what :func:`prepare_run` plans once and ``tlcourse sweep`` once per
+    combination of its grid."""
+
+    root: Path
+    profile: Profile
+    profiles_path: Path
+    course: list[CourseNotebook]  # every lesson and exercise notebook (profile names are
+    selected: list[CourseNotebook]  # checked against all of them); the ones to run
+    lessons_dir: Path
+    exercises_dir: Path
+
+
+def select_course(
+    root: str | os.PathLike[str] | None = None,
+    *,
+    profile: str = "classroom",
+    only: str | None = None,
+    exercises: bool = False,
+    kernel: str = "python3",
+    lessons_dir: str | os.PathLike[str] | None = None,
+    exercises_dir: str | os.PathLike[str] | None = None,
+    profiles_file: str | os.PathLike[str] | None = None,
+) -> CourseSelection:
+    """Find the course, read its profiles and notebooks, select the ones to run; plan nothing.
+
+    The directories default to ``<root>/notebooks``, ``<root>/exercises`` and
+    ``<root>/notebooks/profiles.yaml``. Lessons come first, then (``exercises=True``) the
+    students' exercise notebooks, each group in numeric order.
+    """
+    root_path = Path(root).resolve() if root is not None else find_root()
+    lessons = Path(lessons_dir) if lessons_dir is not None else root_path / LESSONS_DIR
+    exercise_path = (Path(exercises_dir) if exercises_dir is not None
+                     else root_path / EXERCISES_DIR)
+    profiles_path = Path(profiles_file) if profiles_file is not None else lessons / PROFILES_FILE
+    chosen = _chosen_profile(profiles_path, profile)
+
+    lesson_nbs = course_notebooks(root_path, lessons, False, kernel)
+    exercise_nbs = course_notebooks(root_path, exercise_path, True, kernel)
+    runnable = lesson_nbs + (exercise_nbs if exercises else [])
+    if not runnable:
+        where = f"{lessons}" + (f" or {exercise_path}" if exercises else "")
+        raise CourseError(f"No NN_*.ipynb notebooks in {where}; is this the course folder?")
+    selected = select(runnable, only)
+    return CourseSelection(root_path, chosen, profiles_path, lesson_nbs + exercise_nbs, selected,
+                           lessons.resolve(), exercise_path.resolve())
 
 
 def prepare_run(
@@ -194,26 +248,14 @@ def prepare_run(
 ) -> RunPlan:
     """Find, select and check the notebooks and every parameter value; run nothing.
 
-    ``parameters`` is either ``{"epochs": 3}`` or command-line style ``["epochs=3"]``. The
-    directories default to ``<root>/notebooks``, ``<root>/exercises`` and
-    ``<root>/notebooks/profiles.yaml``. Lessons run first, then (``exercises=True``) the
-    students' exercise notebooks, each group in numeric order.
+    ``parameters`` is either ``{"epochs": 3}`` or command-line style ``["epochs=3"]``; the
+    rest is :func:`select_course`'s.
     """
-    root_path = Path(root).resolve() if root is not None else find_root()
-    lessons = Path(lessons_dir) if lessons_dir is not None else root_path / LESSONS_DIR
-    exercise_path = (Path(exercises_dir) if exercises_dir is not None
-                     else root_path / EXERCISES_DIR)
-    profiles_path = Path(profiles_file) if profiles_file is not None else lessons / PROFILES_FILE
-    overrides = _overrides(parameters)
-    chosen = _chosen_profile(profiles_path, profile)
-
-    lesson_nbs = course_notebooks(root_path, lessons, False, kernel)
-    exercise_nbs = course_notebooks(root_path, exercise_path, True, kernel)
-    runnable = lesson_nbs + (exercise_nbs if exercises else [])
-    if not runnable:
-        where = f"{lessons}" + (f" or {exercise_path}" if exercises else "")
-        raise CourseError(f"No NN_*.ipynb notebooks in {where}; is this the course folder?")
-    selected = select(runnable, only)
-    plan_run(lesson_nbs + exercise_nbs, selected, chosen, overrides, profiles_path)
-    return RunPlan(root_path, chosen, profiles_path, overrides, selected,
-                   lessons.resolve(), exercise_path.resolve())
+    overrides = overrides_from(parameters)
+    found = select_course(
+        root, profile=profile, only=only, exercises=exercises, kernel=kernel,
+        lessons_dir=lessons_dir, exercises_dir=exercises_dir, profiles_file=profiles_file,
+    )
+    plan_run(found.course, found.selected, found.profile, overrides, found.profiles_path)
+    return RunPlan(found.root, found.profile, found.profiles_path, overrides, found.selected,
+                   found.lessons_dir, found.exercises_dir)

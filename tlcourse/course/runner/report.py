@@ -63,7 +63,8 @@ def _figure_lines(result: NotebookResult) -> list[str]:
     return lines
 
 
-def _report_section(result: NotebookResult, out: Path) -> list[str]:
+def report_section(result: NotebookResult, out: Path) -> list[str]:
+    """One notebook's section: outcome, parameters, recorded values, run facts, figures."""
     lines = [f"## {result.name}", "", *_outcome_lines(result, out), ""]
     if result.parameters:
         passed = ", ".join(f"`{k}={v!r}`" for k, v in result.parameters.items())
@@ -122,5 +123,5 @@ def write_report(summary: RunSummary) -> Path:
     """Write ``report.md`` next to ``summary.json``: one section per notebook, links relative."""
     lines = _header(summary) + _table(summary)
     for result in summary.notebooks:
-        lines += _report_section(result, summary.out)
+        lines += report_section(result, summary.out)
     return atomic_write_text("\n".join(lines).rstrip() + "\n", summary.out / REPORT_FILE)

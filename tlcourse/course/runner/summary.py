@@ -154,7 +154,7 @@ def not_resumable(out: Path, why: str) -> CourseError:
     )
 
 
-def _read_summary_json(out_path: Path) -> dict[str, Any]:
+def _read_summary_json(out_path: Path, kind: str) -> dict[str, Any]:
     """The folder's summary.json as a dict holding every key a resume needs, or refused."""
     if not out_path.exists():
         raise not_resumable(out_path, "no such folder")
@@ -167,6 +167,13 @@ def _read_summary_json(out_path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise not_resumable(out_path, f"its {SUMMARY_FILE} cannot be read ({exc})") from exc
+    found = data.get("kind", "run") if isinstance(data, dict) else "run"
+    if found not in ("run", "sweep"):
+        raise not_resumable(out_path, f"its {SUMMARY_FILE} says it is of kind {found!r}, which "
+                            "tlcourse does not write")
+    if found != kind:
+        raise not_resumable(out_path, f"it is the folder of a `tlcourse {found}`; finish it "
+                            f"with `tlcourse {found} --resume {shlex.quote(str(out_path))}`")
     missing = [key for key in _RESUME_KEYS if not isinstance(data, dict) or key not in data]
     if missing:
         raise not_resumable(
@@ -175,10 +182,11 @@ def _read_summary_json(out_path: Path) -> dict[str, Any]:
     return data
 
 
-def load_summary(out: str | os.PathLike[str]) -> RunSummary:
-    """Read a run folder's ``summary.json`` back, refusing anything that is not one."""
+def load_summary(out: str | os.PathLike[str], kind: str = "run") -> RunSummary:
+    """Read a run folder's ``summary.json`` back, refusing anything that is not one.
+    ``kind`` is ``"sweep"`` for a ``tlcourse sweep`` folder (its summary says so)."""
     out_path = Path(out).expanduser().resolve()
-    data = _read_summary_json(out_path)
+    data = _read_summary_json(out_path, kind)
     try:
         plan = [(str(item["name"]), dict(item["parameters"])) for item in data["plan"]]
         notebooks = [NotebookResult.from_json(item) for item in data["notebooks"]]
