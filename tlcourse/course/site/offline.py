@@ -83,5 +83,5 @@ def drop_thebe(site: Path) -> None:
         cleaned = _THEBE.sub("", text)
         if cleaned != text:
             path.write_text(cleaned, encoding="utf-8")
-    for leftover in site.glob("_static/sphinx-thebe.*"):
+    for leftover in site.glob("_static/sphinx-thebe.js"):
         leftover.unlink()

@@ -190,6 +190,10 @@ def config_yaml(run: RunFolder) -> dict[str, Any]:
         "launch_buttons": {"thebe": False, "binderhub_url": "", "jupyterhub_url": "",
                            "colab_url": "", "deepnote_url": ""},
         "repository": {"url": ""},
-        "sphinx": {"config": {"html_copy_source": False, "html_show_sourcelink": False,
-                              "html_extra_path": [DOWNLOADS]}},
+        # The theme's own .ipynb/.pdf download button would offer the sanitised copy and a
+        # PDF that is never built: each page links to its executed notebook instead.
+        "sphinx": {"recursive_update": True,
+                   "config": {"html_copy_source": False, "html_show_sourcelink": False,
+                              "html_extra_path": [DOWNLOADS],
+                              "html_theme_options": {"use_download_button": False}}},
     }
