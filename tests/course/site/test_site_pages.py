@@ -1,0 +1,58 @@
+"""The pages the site writes itself: the landing page, the run line, each notebook's note."""
+from __future__ import annotations
+
+import json
+
+from site_fixture import tiny_run
+from tlcourse.course.site import read_run
+from tlcourse.course.site.pages import config_yaml, landing_page, notebook_note, run_line, toc_yaml
+from tlcourse.course.site.sanitise import _SAFE_TOKENS, _markdown_parser, _walk
+
+TITLES = {"00_tiny.ipynb": "Lesson 00 — A tiny lesson", "exercises/01_tiny.ipynb": "Exercises 01 — Tiny"}
+
+
+def test_the_landing_page_has_the_run_the_lessons_the_exercises_and_the_results(tmp_path):
+    run = read_run(tiny_run(tmp_path / "run"))
+    page = landing_page(run, TITLES)
+    for expected in ("## The run", "smoke \\(tiny inputs\\)", "epochs\\=2", "2\\.14\\.1",
+                     "## Lessons", "(notebooks/00_tiny.html)", "## Exercises",
+                     "(exercises/01_tiny.html)", "## Key results", "0\\.9123", "12.5"):
+        assert expected in page, expected
+
+
+def test_every_notebook_page_says_which_run_and_links_its_notebook(tmp_path):
+    run = read_run(tiny_run(tmp_path / "run"))
+    lesson, exercise = run.notebooks
+    note = notebook_note(run, lesson)
+    assert "2026\\-12\\-01T09\\:00\\:00\\+00\\:00" in note and "profile smoke" in note
+    assert "[Download the executed notebook](00_tiny.ipynb)" in note
+    assert "JupyterLab" in notebook_note(run, exercise) and "widgets" in notebook_note(run, exercise)
+    config = config_yaml(run)
+    assert config["html"]["announcement"] == run_line(run).replace("'", "&#x27;")
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert toc_yaml(run)["parts"][1]["chapters"] == [{"file": "exercises/01_tiny"}]
+
+
+def test_a_failed_notebook_says_so_on_its_page(tmp_path):
+    folder = tiny_run(tmp_path / "run")
+    data = json.loads((folder / "summary.json").read_text())
+    data["notebooks"][0].update(status="failed", error="ZeroDivisionError: division by zero")
+    (folder / "summary.json").write_text(json.dumps(data))
+    run = read_run(folder)
+    assert "did not finish in this run" in notebook_note(run, run.notebooks[0])
+    assert "FAILED" in landing_page(run, TITLES)
+
+
+def test_markup_in_the_summary_stays_text(tmp_path):
+    folder = tiny_run(tmp_path / "run")
+    data = json.loads((folder / "summary.json").read_text())
+    data["profile"] = "<script>alert(1)</script>{download}`x </etc/passwd>`"
+    data["parameters"] = {"[x](../../secret)": "```{include} /etc/passwd"}
+    (folder / "summary.json").write_text(json.dumps(data))
+    run = read_run(folder)
+    for text in (landing_page(run, TITLES), notebook_note(run, run.notebooks[0])):
+        tokens = list(_walk(_markdown_parser().parse(text)))
+        assert {t.type for t in tokens} <= _SAFE_TOKENS
+        links = {t.attrGet("href") for t in tokens if t.type == "link_open"}
+        assert links <= {"notebooks/00_tiny.html", "exercises/01_tiny.html", "00_tiny.ipynb"}
+    assert "<script>" not in config_yaml(run)["html"]["announcement"]
