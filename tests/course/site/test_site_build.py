@@ -101,3 +101,29 @@ def test_a_folder_that_is_not_a_run_is_one_clear_line(tmp_path, capsys):
     line = one_line_error(capsys.readouterr().err)
     assert line.startswith(f"tlcourse site: {tmp_path}: it has no summary.json.")
     assert not (tmp_path / "site").exists()
+
+
+def test_run_with_site_builds_the_site_at_the_end_failed_notebooks_included(
+        tmp_path, monkeypatch, python3_kernel, capsys):
+    """``tlcourse run --site`` on the runner tests' fixture course: its 00_boom divides by zero
+    (a page that says so), its exercise has no kernelspec and fails before papermill writes it
+    (no page, a line on the landing page)."""
+    import shutil
+    from pathlib import Path
+
+    course = tmp_path / "course"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "fixtures" / "notebooks" / "course", course)
+    monkeypatch.setenv("TLCOURSE_ROOT", str(course))
+    out = tmp_path / "run"
+    status = main(["run", "--profile", "smoke", "--exercises", "--out", str(out), "--site",
+                   "--kernel", python3_kernel])
+    assert status == 1  # 00_boom failed; the site is built all the same
+    site = out / "site"
+    assert {p.relative_to(site).as_posix() for p in pages(site)} >= {
+        "index.html", "notebooks/00_boom.html", "notebooks/01_alpha.html"}
+    boom = " ".join(visible_text(site / "notebooks" / "00_boom.html").split())
+    assert "This notebook did not finish in this run: ZeroDivisionError" in boom
+    index = " ".join(visible_text(site / "index.html").split())
+    assert "FAILED" in index and "exercises/00_alpha.ipynb: ValueError: No language found" in index
+    assert broken_refs(site) == []
+    assert f"Open {site / 'index.html'}" in capsys.readouterr().out

@@ -151,6 +151,11 @@ def landing_page(run: RunFolder, titles: Mapping[str, str]) -> str:
     lines += ["## Lessons", ""] + _table(header, _notebook_rows(run.lessons, titles))
     if run.exercises:
         lines += ["## Exercises", ""] + _table(header, _notebook_rows(run.exercises, titles))
+    if run.unwritten:
+        lines += ["These notebooks of the run have no page: they failed before their executed "
+                  "copy was written.", ""]
+        lines += [f"- {escape_markdown(r.name)}: {escape_markdown(r.error or r.status)}"
+                  for r in run.unwritten] + [""]
     lines += ["## Key results", "", "What each notebook recorded for the runner "
               "(`tlcourse.course.results.record`).", ""] + _results(run, titles)
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -66,6 +66,7 @@ class RunFolder:
     path: Path
     summary: dict[str, Any]
     notebooks: list[RunNotebook]
+    unwritten: list[NotebookResult] = field(default_factory=list)  # failed before papermill wrote them
 
     @property
     def lessons(self) -> list[RunNotebook]:
@@ -148,15 +149,17 @@ def read_run(folder: str | os.PathLike[str]) -> RunFolder:
     """Read and check a run folder; refuse one with no executed notebook to show."""
     path = Path(folder).expanduser().resolve()
     data = _read_summary(path)
-    notebooks = []
+    notebooks, unwritten = [], []
     for item in data["notebooks"]:
         result = _result(path, item)
         relpath = _checked_relpath(path, result.output)
         real = _inside(path, relpath)
-        if real is not None:  # a notebook that failed before papermill wrote it has no page
+        if real is None:  # failed before papermill wrote it: no page, a line on the landing page
+            unwritten.append(result)
+        else:
             notebooks.append(RunNotebook(result, real, relpath))
     if not notebooks:
         raise not_a_run(path, "none of the notebooks its summary lists was written (did the run "
                         "stop before the first one finished?)")
     notebooks.sort(key=lambda nb: (nb.exercise, nb.relpath))
-    return RunFolder(path, data, notebooks)
+    return RunFolder(path, data, notebooks, unwritten)
