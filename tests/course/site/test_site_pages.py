@@ -25,7 +25,7 @@ def test_every_notebook_page_says_which_run_and_links_its_notebook(tmp_path):
     lesson, exercise = run.notebooks
     note = notebook_note(run, lesson)
     assert "2026\\-12\\-01T09\\:00\\:00\\+00\\:00" in note and "profile smoke" in note
-    assert "[Download the executed notebook](00_tiny.ipynb)" in note
+    assert '<a href="00_tiny.ipynb" download>Download the executed notebook</a>' in note
     assert "JupyterLab" in notebook_note(run, exercise) and "widgets" in notebook_note(run, exercise)
     config = config_yaml(run)
     assert config["html"]["announcement"] == run_line(run).replace("'", "&#x27;")
@@ -50,9 +50,15 @@ def test_markup_in_the_summary_stays_text(tmp_path):
     data["parameters"] = {"[x](../../secret)": "```{include} /etc/passwd"}
     (folder / "summary.json").write_text(json.dumps(data))
     run = read_run(folder)
-    for text in (landing_page(run, TITLES), notebook_note(run, run.notebooks[0])):
-        tokens = list(_walk(_markdown_parser().parse(text)))
-        assert {t.type for t in tokens} <= _SAFE_TOKENS
-        links = {t.attrGet("href") for t in tokens if t.type == "link_open"}
-        assert links <= {"notebooks/00_tiny.html", "exercises/01_tiny.html", "00_tiny.ipynb"}
+    tokens = list(_walk(_markdown_parser().parse(landing_page(run, TITLES))))
+    assert {t.type for t in tokens} <= _SAFE_TOKENS
+    links = {t.attrGet("href") for t in tokens if t.type == "link_open"}
+    assert links <= {"notebooks/00_tiny.html", "exercises/01_tiny.html"}
+    data["notebooks"][0]["parameters"] = {"<script>x</script>": "[x](../../secret)"}
+    (folder / "summary.json").write_text(json.dumps(data))
+    run = read_run(folder)
+    tokens = list(_walk(_markdown_parser().parse(notebook_note(run, run.notebooks[0]))))
+    assert {t.type for t in tokens} <= _SAFE_TOKENS | {"html_block"}  # the site's own paragraph
+    [paragraph] = [t.content for t in tokens if t.type == "html_block"]
+    assert "<script>" not in paragraph and "&lt;script&gt;x&lt;/script&gt;" in paragraph
     assert "<script>" not in config_yaml(run)["html"]["announcement"]

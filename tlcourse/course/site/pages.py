@@ -81,13 +81,15 @@ def notebook_note(run: RunFolder, nb: RunNotebook) -> str:
     a link to the executed notebook and, for an exercise, how to answer it."""
     result = nb.result
     outcome = f"{_STATUS.get(result.status, result.status)} in {result.seconds:.1f} s"
-    link = f"{nb.stem}.ipynb"  # beside the page (see DOWNLOADS)
+    link = html.escape(f"{nb.stem}.ipynb")  # beside the page (see DOWNLOADS)
+    # An HTML paragraph, every value escaped: MyST-NB would resolve a Markdown link to
+    # "03_freezing.ipynb" as this page itself rather than the file beside it.
     lines = [
         f"**{escape_markdown(run_line(run))}**",
         "",
-        f"This notebook: {escape_markdown(outcome)}; parameters "
-        f"{escape_markdown(parameters_text(result.parameters))}. "
-        f"[Download the executed notebook]({link}) to open it in JupyterLab.",
+        f"<p>This notebook: {html.escape(outcome)}; parameters "
+        f"{html.escape(parameters_text(result.parameters))}. <a href=\"{link}\" download>Download "
+        "the executed notebook</a> to open it in JupyterLab.</p>",
     ]
     if result.status != "ok":
         lines += ["", f"**This notebook did not finish in this run:** {escape_markdown(result.error or result.status)}"]
