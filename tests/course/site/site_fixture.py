@@ -72,6 +72,7 @@ def _lesson(hostile: bool) -> nbformat.NotebookNode:
         cells += [
             v4.new_markdown_cell(f"## Hostile\n\nA script in markdown: {ALERT}"),
             v4.new_markdown_cell("```{literalinclude} secret.txt\n```\n"),
+            v4.new_markdown_cell(":::{include} secret.txt\n:::\n\n{{ secret }} $x$"),
             v4.new_markdown_cell("Read {download}`the secret <secret.txt>` or [this](secret.txt)."),
             v4.new_code_cell("show()", outputs=[
                 v4.new_output("display_data", data={

@@ -62,3 +62,22 @@ def test_markup_in_the_summary_stays_text(tmp_path):
     [paragraph] = [t.content for t in tokens if t.type == "html_block"]
     assert "<script>" not in paragraph and "&lt;script&gt;x&lt;/script&gt;" in paragraph
     assert "<script>" not in config_yaml(run)["html"]["announcement"]
+
+
+def test_sphinx_parses_markdown_exactly_as_the_sanitiser_checks_it(tmp_path):
+    """Jupyter Book's own defaults (colon fences, substitutions, math...) must not come back:
+    a `:::{include}` the sanitiser reads as text would otherwise include a file."""
+    import yaml
+    from jupyter_book.config import get_final_config
+
+    from tlcourse.course.site.sanitise import MYST_EXTENSIONS, URL_SCHEMES
+
+    run = read_run(tiny_run(tmp_path / "run"))
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(config_yaml(run)))
+    sphinx, _ = get_final_config(user_yaml=tmp_path / "_config.yml", sourcedir=tmp_path,
+                                 cli_config={"latex_individualpages": False})
+    assert sphinx["myst_enable_extensions"] == MYST_EXTENSIONS
+    assert list(sphinx["myst_url_schemes"]) == list(URL_SCHEMES)
+    assert sphinx["myst_all_links_external"] is True
+    assert sphinx["nb_execution_mode"] == "off"
+    assert not sphinx.get("intersphinx_mapping")

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from .book import _refuse_out, check_offline, install, jupyter_book_build, stage
+from .book import refuse_out, check_offline, install, jupyter_book_build, stage
 from .rundir import RunFolder, RunNotebook, read_run
 
 SITE_DIR = "site"  # where `tlcourse run --site` puts it, inside the run folder
@@ -45,7 +45,7 @@ def build_site(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | No
     stream = stream or sys.stdout
     run = read_run(run_dir)
     target = (Path(out).expanduser() if out is not None else run.path / SITE_DIR).resolve()
-    _refuse_out(target, force)
+    refuse_out(target, force)
     start = time.perf_counter()
     print(f"tlcourse site: {len(run.lessons)} lesson(s) and {len(run.exercises)} exercise "
           f"notebook(s) of {run.path} -> {target}", file=stream, flush=True)

@@ -80,7 +80,7 @@ def jupyter_book_build(src: Path, build: Path) -> Path:
     return html
 
 
-def _refuse_out(out: Path, force: bool) -> None:
+def refuse_out(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise CourseError(f"--out {out} is a file, not a folder. Pick another --out DIR.")
     if out.exists() and any(out.iterdir()) and not force:

@@ -181,11 +181,6 @@ def config_yaml(run: RunFolder) -> dict[str, Any]:
         "only_build_toc_files": True,
         "exclude_patterns": ["_build", f"{DOWNLOADS}/**", "**.ipynb_checkpoints"],
         "execute": {"execute_notebooks": "off"},
-        # Every link is written into the page as it is, never resolved to a file of the build
-        # machine: the notebooks' own links are http(s) or #anchors (.sanitise), and the
-        # site's links name the .html pages and .ipynb downloads the build writes.
-        "parse": {"myst_enable_extensions": list(MYST_EXTENSIONS),
-                  "myst_url_schemes": list(URL_SCHEMES), "myst_all_links_external": True},
         "html": {
             "announcement": banner_html(run),
             "use_edit_page_button": False, "use_repository_button": False,
@@ -199,8 +194,15 @@ def config_yaml(run: RunFolder) -> dict[str, Any]:
         "repository": {"url": ""},
         # The theme's own .ipynb/.pdf download button would offer the sanitised copy and a
         # PDF that is never built: each page links to its executed notebook instead.
+        # MyST's settings go straight to Sphinx: Jupyter Book's `parse:` section only *adds*
+        # to its default extensions (colon fences, math, substitutions...), and the parser that
+        # checks a cell in .sanitise must be exactly the one Sphinx uses. Links are written into
+        # the pages as they are, never resolved to a file of the building machine.
         "sphinx": {"recursive_update": True,
-                   "config": {"html_copy_source": False, "html_show_sourcelink": False,
+                   "config": {"myst_enable_extensions": list(MYST_EXTENSIONS),
+                              "myst_url_schemes": list(URL_SCHEMES),
+                              "myst_all_links_external": True,
+                              "html_copy_source": False, "html_show_sourcelink": False,
                               "html_extra_path": [DOWNLOADS],
                               "html_theme_options": {"use_download_button": False}}},
     }
