@@ -158,6 +158,35 @@ def python3_kernel() -> str:
     return "python3"
 
 
+# ------------------------------------- the smoke run (test_notebooks.py, course/site/, browser/)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory):
+    """One ``tlcourse run --profile smoke --exercises`` over every lesson and exercise notebook
+    (papermill, parameters injected): ``(output folder, {label: NotebookResult})``.
+
+    Run once per test session: the notebook tests check it, the site tests build its website.
+    """
+    from tlcourse.course.runner import default_kernel, run_course
+
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    summary = run_course(ROOT, profile="smoke", out=out, kernel=default_kernel(), exercises=True,
+                         progress=False)
+    return out, {nb.name: nb for nb in summary.notebooks}
+
+
+@pytest.fixture(scope="session")
+def smoke_site(smoke_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tlcourse site`` of the smoke run (built once, for tests/course/site/ and tests/browser/)."""
+    import io
+
+    from tlcourse.course.site import build_site
+
+    out, _ = smoke_run
+    return build_site(out, tmp_path_factory.mktemp("smoke-site") / "site", stream=io.StringIO())
+
+
 # ----------------------------------------------------------------- offline machines (tests/data/)
 
 

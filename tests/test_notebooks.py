@@ -28,25 +28,24 @@ def _kernel() -> str:
     return default_kernel()
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
-    """One `tlcourse run --profile smoke` over every lesson (papermill, parameters injected)."""
-    from tlcourse.course.runner import run_course
-
-    out = tmp_path_factory.mktemp("smoke") / "run"
-    summary = run_course(ROOT, profile="smoke", out=out, kernel=_kernel(), progress=False)
-    return out, {nb.name: nb for nb in summary.notebooks}
-
-
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_lesson_runs_under_papermill_with_smoke_parameters(smoke_run, path):
+    """``smoke_run`` (tests/conftest.py) is shared with the site tests."""
     out, results = smoke_run
-    result = next((r for name, r in results.items() if path.name in name), None)
+    result = results.get(path.name)
     assert result is not None, f"{path.name} was not run"
     assert result.status == "ok", f"{path.name} failed: {result.error}"
     summary = json.loads((out / "summary.json").read_text())
-    entry = next(n for n in summary["notebooks"] if path.name in n["name"])
+    entry = next(n for n in summary["notebooks"] if n["name"] == path.name)
     assert entry["results"].get("run", {}).get("environment", {}).get("torch"), "start_lesson() did not record the run"
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.stem)
+def test_exercise_notebook_runs_under_papermill_with_smoke_parameters(smoke_run, path):
+    _, results = smoke_run
+    result = results.get(f"exercises/{path.name}")
+    assert result is not None, f"exercises/{path.name} was not run"
+    assert result.status == "ok", f"exercises/{path.name} failed: {result.error}"
 
 
 def _nbval(paths: list[Path], cwd: Path) -> subprocess.CompletedProcess:

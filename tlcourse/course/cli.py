@@ -57,6 +57,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="finish an interrupted run in DIR: rerun only the notebooks that are "
                         "not ok, with the settings recorded in DIR/summary.json")
+    p.add_argument("--site", action="store_true",
+                   help="at the end, build the run's website into OUT/site (see tlcourse site)")
     p.set_defaults(func=_handler("tlcourse.course.runner", "cli_run"))
 
 
@@ -79,6 +81,15 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="rerun only the tasks of the sweep in DIR that are not ok")
     p.set_defaults(func=_handler("tlcourse.course.sweep", "cli_sweep"))
+
+
+def _add_site(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("site", help="turn a tlcourse run folder into a static website (Jupyter Book)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the output folder of a tlcourse run")
+    p.add_argument("--out", default=None, help="where to write the site (default RUN_DIR/site)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a non-empty --out folder (only once the new site is built)")
+    p.set_defaults(func=_handler("tlcourse.course.site", "cli_site"))
 
 
 def _add_progress(sub: argparse._SubParsersAction) -> None:
@@ -127,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tlcourse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_doctor, _add_data, _add_run, _add_sweep, _add_progress, _add_exercises, _add_predict,
-                _add_pack):
+                _add_pack, _add_site):
         add(sub)
     return parser
 

@@ -177,4 +177,9 @@ def cli_run(args: Any) -> int:
     except RunInterrupted as exc:
         print(f"tlcourse run: {exc}", file=sys.stderr, flush=True)
         return 130
+    if getattr(args, "site", False):
+        from ..site import build_site
+
+        # Failed notebooks get a page too (saying they failed): the site shows the run as it was.
+        build_site(summary.out, force=True)
     return 1 if summary.failed else 0
