@@ -19,6 +19,7 @@ from torch import nn
 
 from ..._checks import is_int
 from ...errors import CourseError, InvalidParameterError
+from ...data.transforms import is_random_op
 from ..feedback import Feedback
 from .common import as_model, fail, reference_params
 from .registry import register_checker
@@ -198,15 +199,7 @@ def head_in_model(model: Any, head: Any) -> Feedback:
                           "predicts on the cached features.")
 
 
-#: Operations whose output changes from call to call (torchvision's naming: Random*, plus these).
-_RANDOM_OPS = {"ColorJitter", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix", "GaussianBlur",
-               "ElasticTransform", "ScaleJitter"}
 _TRIES = 12
-
-
-def _is_random(op: Any) -> bool:
-    name = type(op).__name__
-    return name.startswith("Random") or name in _RANDOM_OPS
 
 
 def _normalize_stats(op: Any) -> tuple[list[float], list[float]] | None:
@@ -281,7 +274,7 @@ def _structure_problems(ops: list, mean: list[float], std: list[float], image_si
             f"backbone was trained with mean {[round(v, 3) for v in mean]}, std {[round(v, 3) for v in std]} "
             "(preprocessing.mean, preprocessing.std)."
         )
-    late = [type(op).__name__ for op in ops[at + 1:] if _is_random(op)]
+    late = [type(op).__name__ for op in ops[at + 1:] if is_random_op(op)]
     if late:
         problems.append(
             f"{', '.join(late)} come{'s' if len(late) == 1 else ''} after Normalize: augment the photo first, "
