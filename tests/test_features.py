@@ -55,6 +55,20 @@ def test_augmented_images_cannot_be_cached(model, small_plants):
         extract_features(model, small_plants.with_transform(None))
 
 
+def test_a_hand_written_random_compose_cannot_be_cached_either(model, small_plants):
+    import torch
+    from torchvision.transforms import v2
+
+    pre = get_spec("mobilenet_v2").preprocessing
+    scale = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(pre.mean), list(pre.std))]
+    nested = v2.Compose([v2.Compose([v2.RandomHorizontalFlip()]), *scale])  # random, one level down
+    with pytest.raises(CourseError, match="one random augmentation"):
+        extract_features(model, small_plants.with_transform(nested), cache=False, progress=False)
+    plain = v2.Compose([v2.CenterCrop(64), *scale])  # deterministic: cached like eval_transform
+    feats = extract_features(model, small_plants.with_transform(plain), cache=False, progress=False)
+    assert len(feats) == len(small_plants)
+
+
 def test_linear_head_on_features_equals_the_whole_model(model, small_plants):
     feats = extract_features(model, small_plants, progress=False)
     head, history = train_linear_head(feats, feats, epochs=5, seed=0)

@@ -45,7 +45,7 @@ def test_every_exercise_has_a_solution_and_a_bank(path):
     assert (ROOT / "exercises" / "banks" / f"{path.stem}.yaml").is_file()
 
 
-@pytest.mark.parametrize("path", LESSONS[1:], ids=_id)
+@pytest.mark.parametrize("path", LESSONS, ids=_id)
 def test_every_lesson_has_an_exercise_notebook(path):
     assert (ROOT / "exercises" / path.name).is_file(), f"{_id(path)} has no exercises/{path.name}"
 

@@ -72,7 +72,9 @@ def _check_cacheable(data: Dataset) -> None:
             "The dataset has no transform, so it returns raw uint8 images. Give it the backbone's "
             "preprocessing: data.with_transform(tlcourse.data.eval_transform(preprocessing))."
         )
-    if type(transform).__name__ == "_Augment":
+    from .data.transforms import is_augmenting
+
+    if is_augmenting(transform):
         raise CourseError(
             "Features of augmented images would cache one random augmentation and reuse it every "
             "epoch. Extract features with eval_transform(preprocessing), or train end-to-end "

@@ -131,3 +131,24 @@ def test_preprocess_checker_knows_lite0_stats():
 def test_preprocess_checker_rejects_unknown_backbone_as_bank_error():
     with pytest.raises(CourseError):
         preprocess_function(_by_hand(), backbone="resnet9000")
+
+
+def test_resnet_fc_idiom(ex):
+    import torchvision
+
+    def resnet():
+        return torchvision.models.resnet18(weights=None)
+
+    right = resnet()
+    right.fc = nn.Linear(right.fc.in_features, 15)
+    assert ex.grade("resnet_fc", model=right).correct
+    untouched = ex.grade("resnet_fc", model=resnet())
+    assert not untouched.correct and "still the ImageNet classifier" in untouched.message
+    wrong_width = resnet()
+    wrong_width.fc = nn.Linear(1000, 15)  # the old layer's outputs taken for its inputs
+    fb = ex.grade("resnet_fc", model=wrong_width)
+    assert not fb.correct and "reads 1000 features" in fb.message
+    mobilenet_idiom = resnet()
+    mobilenet_idiom.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(512, 15))  # MobileNetV2's place
+    fb = ex.grade("resnet_fc", model=mobilenet_idiom)
+    assert not fb.correct and "unexpected tensor" in fb.message

@@ -201,3 +201,75 @@ def test_03_answers(ex, qid, right, wrong):
 def test_03_bank_numbers_are_computed_not_guessed(model15):
     assert sum(p.numel() for p in get_head(model15).parameters()) == 19215
     assert abs(0.9**20 - 0.1216) < 1e-3
+
+
+# ----------------------------------------------------------------------------- find the bug (ResNet)
+
+LAYER_LRS = {"layer3": 1e-4, "layer4": 1e-4, "fc": 1e-3}
+
+
+def _buggy_resnet():
+    """The script of the exercise: layer1/layer2 frozen by name, groups built from named layers only."""
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None)
+    for name, p in model.named_parameters():
+        if name.startswith(("layer1", "layer2")):
+            p.requires_grad = False
+    model.fc = nn.Linear(model.fc.in_features, 5)
+    return model, _named_groups(model)
+
+
+def _named_groups(model):
+    return torch.optim.Adam([
+        {"params": model.layer3.parameters(), "lr": 1e-4},
+        {"params": model.layer4.parameters(), "lr": 1e-4},
+        {"params": model.fc.parameters(), "lr": 1e-3},
+    ])
+
+
+def _stem(model):
+    return [*model.conv1.parameters(), *model.bn1.parameters()]
+
+
+def test_find_the_bug_audit_shows_it_and_the_bug_is_named(ex):
+    from tlcourse.models import freeze_audit
+
+    model, optimizer = _buggy_resnet()
+    audit = freeze_audit(model, optimizer)
+    assert audit.loc["stem", "missing_from_optimizer"] == audit.loc["stem", "trainable"] > 0
+    assert (audit.drop(index="stem")["missing_from_optimizer"] == 0).all()
+    fb = ex.grade("find_the_bug", model=model, optimizer=optimizer)
+    assert not fb.correct and "conv1.weight, bn1.weight, bn1.bias" in fb.message
+
+
+def test_find_the_bug_both_fixes_pass(ex):
+    frozen, _ = _buggy_resnet()
+    for p in _stem(frozen):
+        p.requires_grad = False
+    assert ex.grade("find_the_bug", model=frozen, optimizer=_named_groups(frozen)).correct
+    grouped, optimizer = _buggy_resnet()
+    optimizer.add_param_group({"params": _stem(grouped), "lr": 1e-5})
+    fb = ex.grade("find_the_bug", model=grouped, optimizer=optimizer)
+    assert fb.correct and "group of their own" in fb.message
+
+
+def test_find_the_bug_typical_wrong_fixes_fail(ex):
+    model, _ = _buggy_resnet()
+    flat = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    fb = ex.grade("find_the_bug", model=model, optimizer=flat)  # covers everything, loses the rates
+    assert not fb.correct and "layer3 trains at 0.001" in fb.message
+    model, optimizer = _buggy_resnet()
+    optimizer.add_param_group({"params": _stem(model), "lr": 1e-3})  # the stem faster than layer3
+    fb = ex.grade("find_the_bug", model=model, optimizer=optimizer)
+    assert not fb.correct and "bn1, conv1 now train faster" in fb.message
+    model, optimizer = _buggy_resnet()
+    optimizer.add_param_group({"params": model.layer1.parameters(), "lr": 1e-5})  # frozen tensors handed over
+    assert not ex.grade("find_the_bug", model=model, optimizer=optimizer).correct
+    assert not ex.grade("find_the_bug", model=model, optimizer=None).correct
+
+
+def test_bug_symptom(ex):
+    assert ex.grade("bug_symptom", "b").correct
+    assert not ex.grade("bug_symptom", "c").correct

@@ -164,3 +164,78 @@ def test_04_grid_size_is_what_the_base_gives(model):
     base, _ = split_at(model, "top")
     with torch.no_grad():
         assert base.eval()(torch.zeros(1, 3, 128, 128)).shape[-2:] == (4, 4)
+
+
+# ----------------------------------------------------------------------------- the augmentation Compose
+
+SIZE = 64
+
+
+def _pipeline(*ops):
+    from torchvision.transforms import v2
+
+    return v2.Compose(list(ops))
+
+
+@pytest.fixture(scope="module")
+def steps():
+    from torchvision.transforms import v2
+
+    from tlcourse.models import get_spec
+
+    pre = get_spec("mobilenet_v2").preprocessing
+    return {
+        "crop": v2.RandomResizedCrop(SIZE, scale=(0.6, 1.0), antialias=True),
+        "flip": v2.RandomHorizontalFlip(),
+        "scale": v2.ToDtype(torch.float32, scale=True),
+        "noscale": v2.ToDtype(torch.float32),
+        "norm": v2.Normalize(mean=list(pre.mean), std=list(pre.std)),
+        "half": v2.Normalize(mean=[0.5] * 3, std=[0.5] * 3),
+        "jitter": v2.ColorJitter(0.3, 0.3, 0.3),
+        "centre": v2.CenterCrop(SIZE),
+        "big": v2.RandomResizedCrop(2 * SIZE, antialias=True),
+    }
+
+
+def test_compose_right(ex, steps):
+    s = steps
+    fb = ex.grade("compose", transform=_pipeline(s["crop"], s["flip"], s["scale"], s["norm"]), image_size=SIZE)
+    assert fb.correct, fb.message
+    extra = _pipeline(s["crop"], s["flip"], s["jitter"], s["scale"], s["norm"])  # more augmentation is fine
+    assert ex.grade("compose", transform=extra, image_size=SIZE).correct
+
+
+@pytest.mark.parametrize("names, words", [
+    (("crop", "flip", "noscale", "norm"), "not scaled from 0..255"),
+    (("crop", "flip", "scale"), "no Normalize step"),
+    (("crop", "flip", "scale", "half"), "Normalize uses mean [0.5, 0.5, 0.5]"),
+    (("crop", "scale", "norm", "flip"), "RandomHorizontalFlip comes after Normalize"),
+    (("crop", "flip", "scale", "norm", "jitter"), "ColorJitter comes after Normalize"),
+    (("centre", "scale", "norm"), "identical in 12 calls"),
+    (("flip", "scale", "norm"), "no RandomResizedCrop"),
+    (("crop", "scale", "norm"), "no RandomHorizontalFlip"),
+    (("big", "flip", "scale", "norm"), "expected (3, 64, 64)"),
+    (("crop", "flip", "norm"), "put v2.ToDtype(torch.float32, scale=True) before it"),
+])
+def test_compose_typical_mistakes_are_named(ex, steps, names, words):
+    fb = ex.grade("compose", transform=_pipeline(*(steps[n] for n in names)), image_size=SIZE)
+    assert not fb.correct
+    assert words in fb.message, fb.message
+
+
+def test_compose_refuses_what_is_not_a_compose(ex):
+    import torchvision
+
+    from tlcourse.data import train_transform
+    from tlcourse.models import get_spec
+
+    preset = train_transform(get_spec("mobilenet_v2").preprocessing.at(SIZE), "standard", SIZE)
+    assert "Expected a transforms.Compose" in ex.grade("compose", transform=preset, image_size=SIZE).message
+    v1 = torchvision.transforms.Compose([torchvision.transforms.ToTensor()])
+    fb = ex.grade("compose", transform=v1, image_size=SIZE)
+    assert not fb.correct and "raised TypeError" in fb.message and "PIL image" in fb.message
+
+
+def test_normalize_last(ex):
+    assert ex.grade("normalize_last", "b").correct
+    assert not ex.grade("normalize_last", "d").correct

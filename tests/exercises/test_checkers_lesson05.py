@@ -11,7 +11,12 @@ from stage_setups import params_of, train_only
 from torch import nn
 
 from tlcourse.errors import InvalidParameterError
-from tlcourse.exercises.checkers.lesson05 import discriminative_lrs, layer_decay_lrs
+from tlcourse.exercises.checkers.lesson05 import (
+    discriminative_lrs,
+    layer_decay_lrs,
+    lr_from_sweep,
+    warmup_cosine_scheduler,
+)
 from tlcourse.models import trainable_stages, unfreeze_top
 from tlcourse.train import stage_param_groups, warmup_cosine
 
@@ -249,3 +254,105 @@ def test_numeric_and_choice_answers(ex):
         assert not ex.grade(qid, "a").correct
     assert ex.grade("why_warmup", "a").correct
     assert not ex.grade("why_warmup", "b").correct
+
+
+# ----------------------------------------------------------------------------- a rate from a range test
+
+
+@pytest.fixture(scope="module")
+def sweep(small_plants):
+    """A real range test: a new head on the frozen MobileNetV2 features of real leaves."""
+    from tlcourse.features import extract_features
+    from tlcourse.models import create_model, freeze
+    from tlcourse.train import lr_range_test
+
+    model, _ = create_model("mobilenet_v2", 15, seed=0)
+    freeze(model)
+    feats = extract_features(model, small_plants, progress=False)
+    torch.manual_seed(0)
+    return lr_range_test(nn.Linear(1280, 15), feats, start_lr=1e-6, end_lr=1e3, steps=150, batch_size=16,
+                         device="cpu", progress=False)
+
+
+def test_pick_lr_right(ex, sweep):
+    fb = ex.grade("pick_lr", lr=sweep.lr_at_min / 10, sweep=sweep)
+    assert fb.correct, fb.message
+    assert ex.grade("pick_lr", lr=torch.tensor(sweep.lr_at_min / 5), sweep=sweep).correct
+
+
+def test_pick_lr_typical_mistakes(ex, sweep):
+    at_min = ex.grade("pick_lr", lr=sweep.lr_at_min, sweep=sweep)
+    assert not at_min.correct and "lowest point" in at_min.message
+    assert "barely below" in ex.grade("pick_lr", lr=sweep.lr_at_min / 1.5, sweep=sweep).message
+    flat = ex.grade("pick_lr", lr=sweep.lrs[1], sweep=sweep)  # where nothing moves yet
+    assert not flat.correct
+    assert "outside the swept range" in ex.grade("pick_lr", lr=1e4, sweep=sweep).message
+    assert not ex.grade("pick_lr", lr=-1e-3, sweep=sweep).correct
+    assert "Pass the sweep" in ex.grade("pick_lr", lr=1e-3, sweep=[1e-3]).message
+
+
+def test_pick_lr_flat_start_is_named():
+    from tlcourse.train import LRSweep
+
+    lrs = [1e-6 * 10 ** (i / 10) for i in range(61)]
+    smoothed = [2.7 if i < 50 else 2.7 - 0.3 * (i - 50) if i < 55 else 1.2 + 0.5 * (i - 55) for i in range(61)]
+    sweep = LRSweep(lrs, smoothed, smoothed)
+    fb = lr_from_sweep(sweep.lr_at_min / 50, sweep)  # still on the flat part of this curve
+    assert not fb.correct and "hardly begun to fall" in fb.message
+
+
+# ----------------------------------------------------------------------------- warm-up + cosine from torch's schedulers
+
+
+def _two_group_optimizer():
+    layer = nn.Linear(4, 3)
+    return torch.optim.AdamW([{"params": [layer.weight], "lr": 1e-4}, {"params": [layer.bias], "lr": 1e-3}])
+
+
+def _schedule(optimizer, warmup=5, t_max=45, milestone=5):
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    return SequentialLR(optimizer, [LinearLR(optimizer, start_factor=0.1, total_iters=warmup),
+                                    CosineAnnealingLR(optimizer, T_max=t_max)], milestones=[milestone])
+
+
+def test_warmup_cosine_right_and_given_back(ex):
+    optimizer = _two_group_optimizer()
+    scheduler = _schedule(optimizer)
+    before = [g["lr"] for g in optimizer.param_groups]
+    fb = ex.grade("warmup_cosine", scheduler=scheduler, optimizer=optimizer)
+    assert fb.correct, fb.message
+    assert [g["lr"] for g in optimizer.param_groups] == before and scheduler.last_epoch == 0
+    assert ex.grade("warmup_cosine", scheduler=scheduler, optimizer=optimizer).correct  # checking twice is fine
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"t_max": 50}, "CosineAnnealingLR(T_max=45)"),  # the cosine over all 50 steps: it never reaches zero
+    ({"milestone": 6}, "stays at its peak"),
+    ({"warmup": 10, "milestone": 10}, "should reach the configured"),
+])
+def test_warmup_cosine_typical_mistakes(ex, kwargs, words):
+    optimizer = _two_group_optimizer()
+    fb = ex.grade("warmup_cosine", scheduler=_schedule(optimizer, **kwargs), optimizer=optimizer)
+    assert not fb.correct and words in fb.message, fb.message
+
+
+def test_warmup_cosine_refuses_other_schedulers_and_optimizers(ex):
+    from torch.optim.lr_scheduler import CosineAnnealingLR
+
+    optimizer = _two_group_optimizer()
+    fb = ex.grade("warmup_cosine", scheduler=CosineAnnealingLR(optimizer, 50), optimizer=optimizer)
+    assert not fb.correct and "SequentialLR([LinearLR, CosineAnnealingLR])" in fb.message
+    other = _two_group_optimizer()
+    assert "another optimizer" in ex.grade("warmup_cosine", scheduler=_schedule(other), optimizer=optimizer).message
+    stepped = _schedule(optimizer)
+    optimizer.step()
+    stepped.step()
+    assert "already been stepped" in ex.grade("warmup_cosine", scheduler=stepped, optimizer=optimizer).message
+    with pytest.raises(InvalidParameterError, match="warmup_steps < total_steps"):
+        warmup_cosine_scheduler(_schedule(optimizer), optimizer, warmup_steps=50, total_steps=50)
+
+
+def test_phase2_lower(ex):
+    assert ex.grade("phase2_lower", "b").correct
+    assert not ex.grade("phase2_lower", "a").correct

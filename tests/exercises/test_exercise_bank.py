@@ -16,8 +16,8 @@ from tlcourse.exercises.bank import available_banks, banks_dir, parse_bank
 
 Q1_RIGHT = "only the new classification head"
 LESSON_BANKS = [f"{n:02d}_{name}" for n, name in enumerate(
-    ["feature_hierarchy", "pretrained_models", "freezing", "feature_extraction", "fine_tuning",
-     "decision_matrix", "case_plant_disease", "different_domains", "choosing_a_model"], start=1)]
+    ["golden_rule", "feature_hierarchy", "pretrained_models", "freezing", "feature_extraction", "fine_tuning",
+     "decision_matrix", "case_plant_disease", "different_domains", "choosing_a_model"], start=0)]
 
 
 # --------------------------------------------------------------------------- banks and grading

@@ -78,3 +78,23 @@ def test_learning_curve():
     assert len(single.axes[0].collections) == 0
     with pytest.raises(InvalidParameterError, match="n_per_class"):
         vis.plot_learning_curve(pd.DataFrame({"n": [5], "accuracy": [0.5]}))
+
+
+def test_lr_range_plot_marks_the_minimum_and_the_chosen_rates():
+    from tlcourse.train import LRSweep
+
+    lrs = [1e-5 * 10 ** (i / 10) for i in range(41)]
+    losses = [2.5 - 0.04 * i if i < 30 else 1.3 + 0.3 * (i - 30) for i in range(41)]
+    sweep = LRSweep(lrs, losses, losses)
+    fig = vis.plot_lr_range(sweep, marks={"phase 1": 1e-3})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(label.startswith("lowest smoothed loss (lr 0.01)") for label in labels)
+    assert "phase 1: 0.001" in labels
+    with pytest.raises(InvalidParameterError, match="lr_range_test"):
+        vis.plot_lr_range({"lrs": lrs})
+    with pytest.raises(InvalidParameterError, match="positive rate"):
+        vis.plot_lr_range(sweep, marks={"bad": -1})
+    with pytest.raises(InvalidParameterError, match="at least 2"):
+        vis.plot_lr_range(LRSweep([1e-3], [1.0], [1.0]))

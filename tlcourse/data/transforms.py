@@ -31,6 +31,27 @@ class Normalize:
         return f"Normalize(mean={tuple(round(m, 3) for m in p.mean)}, std={tuple(round(s, 3) for s in p.std)})"
 
 
+#: torchvision operations whose output changes from call to call, besides its ``Random*`` ones.
+RANDOM_OPS = frozenset({"ColorJitter", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix",
+                        "GaussianBlur", "ElasticTransform", "ScaleJitter"})
+
+
+def is_random_op(op: object) -> bool:
+    """Whether one transform step is random (torchvision's naming: ``Random*``, plus :data:`RANDOM_OPS`)."""
+    name = type(op).__name__
+    return name.startswith("Random") or name in RANDOM_OPS
+
+
+def is_augmenting(transform: object) -> bool:
+    """Whether ``transform`` changes an image at random: an augmentation preset of this module, a
+    random torchvision step, or a ``Compose`` (v1 or v2, nested too) holding one. What a feature
+    cache must refuse, since it would freeze one random draw forever."""
+    if isinstance(transform, _Augment) or is_random_op(transform):
+        return True
+    steps = getattr(transform, "transforms", None)
+    return isinstance(steps, (list, tuple)) and any(is_augmenting(step) for step in steps)
+
+
 def eval_transform(preprocessing: Preprocessing) -> Normalize:
     """The deterministic transform for validation, test and feature extraction."""
     return Normalize(preprocessing)

@@ -92,6 +92,18 @@ def evaluating(model: nn.Module, *, fixed_ok: bool = False) -> Iterator[nn.Modul
         _restore_modes(modes)
 
 
+@contextmanager
+def preserving_modes(model: nn.Module) -> Iterator[nn.Module]:
+    """Anything may switch modes inside the ``with`` block; afterwards every module's own flag
+    is back as it was (the borrowed-model habit ``model.train(was_training)`` cannot do that:
+    it would put frozen BatchNorm layers back in train mode)."""
+    modes = _own_modes(model)
+    try:
+        yield model
+    finally:
+        _restore_modes(modes)
+
+
 def adopt_mode(wrapper: nn.Module, wrapped: nn.Module) -> None:
     """Give a new ``wrapper`` module the mode of the model it wraps, leaving the model as it is.
 
@@ -108,5 +120,6 @@ __all__ = [
     "evaluating",
     "is_frozen_bn",
     "keep_frozen_bn_in_eval",
+    "preserving_modes",
     "start_training",
 ]

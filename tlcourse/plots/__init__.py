@@ -5,7 +5,7 @@ One module per family of figures:
 - :mod:`.learned`: first-layer filters and feature maps (what the network learned);
 - :mod:`.recipes`: the stage diagram (frozen, trainable, BatchNorm in train mode) and the
   learning rate per stage (how a transfer recipe sets up the model);
-- :mod:`.curves`: training histories and learning curves;
+- :mod:`.curves`: training histories, learning curves and learning-rate range tests;
 - :mod:`.predictions`: image grids, top-k predictions, the confusion matrix and the
   misclassified images;
 - :mod:`.gradcam`: Grad-CAM heatmaps (where the evidence for a class came from);
@@ -24,7 +24,7 @@ datasets hold), a list of such tensors, PIL images, or ``uint8`` NumPy arrays ``
 The lessons use ``from tlcourse import plots as vis`` and call ``vis.plot_history(...)``. The
 numbers behind the confusion matrix are a metric: :func:`tlcourse.metrics.confusion_counts`.
 """
-from .curves import plot_history, plot_learning_curve
+from .curves import plot_history, plot_learning_curve, plot_lr_range
 from .gradcam import grad_cam, plot_grad_cam
 from .learned import first_rgb_conv, plot_feature_maps, plot_first_layer_filters
 from .predictions import plot_confusion_matrix, plot_image_grid, plot_misclassified, show_predictions
@@ -43,6 +43,7 @@ __all__ = [
     "plot_history",
     "plot_image_grid",
     "plot_learning_curve",
+    "plot_lr_range",
     "plot_lr_per_stage",
     "plot_misclassified",
     "plot_stage_diagram",

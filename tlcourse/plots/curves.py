@@ -1,5 +1,5 @@
-"""How training went: loss and accuracy per epoch (one or several runs), and accuracy
-against the number of training images per class."""
+"""How training went: loss and accuracy per epoch (one or several runs), accuracy against
+the number of training images per class, and the loss against the learning rate of a range test."""
 from __future__ import annotations
 
 import math
@@ -211,4 +211,40 @@ def plot_learning_curve(
     return fig
 
 
-__all__ = ["plot_history", "plot_learning_curve"]
+def plot_lr_range(sweep: Any, marks: Mapping[str, float] | None = None, ax: Axes | None = None) -> Figure:
+    """Loss against learning rate (log x) of a range test (:func:`tlcourse.train.lr_range_test`).
+
+    The faint line is each batch's loss, the solid one the smoothed loss; the dashed line marks
+    the rate of the lowest smoothed loss. ``marks`` (label -> rate) draws the rates you chose,
+    so the reader sees where they sit on the curve: on the falling part, below the minimum.
+    """
+    where = "plot_lr_range"
+    lrs, losses, smoothed = (getattr(sweep, k, None) for k in ("lrs", "losses", "smoothed"))
+    if lrs is None or losses is None or smoothed is None:
+        raise InvalidParameterError(
+            f"{where}: sweep must be what tlcourse.train.lr_range_test returned (with lrs, losses, "
+            f"smoothed), got {type(sweep).__name__}."
+        )
+    if len(lrs) < 2:
+        raise InvalidParameterError(f"{where}: the sweep has {len(lrs)} step(s); a curve needs at least 2.")
+    fig, ax = one_axes(ax, (6.0, 3.8), where)
+    ax.plot(lrs, losses, color="#1f77b4", alpha=0.25, lw=1, label="loss of each batch")
+    ax.plot(lrs, smoothed, color="#1f77b4", lw=2, label="smoothed loss")
+    best = int(np.argmin(smoothed))
+    ax.axvline(lrs[best], color="grey", ls="--", lw=1, label=f"lowest smoothed loss (lr {lrs[best]:.1g})")
+    for (label, lr), colour in zip((marks or {}).items(), ("#d62728", "#2ca02c", "#9467bd", "#ff7f0e")):
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise InvalidParameterError(f"{where}: marks[{label!r}] must be a positive rate, got {lr!r}.")
+        ax.axvline(lr, color=colour, lw=1.5, label=f"{label}: {lr:.1g}")
+    ax.set_xscale("log")
+    top = max(smoothed[0], np.nanmin(smoothed)) * 1.5
+    ax.set_ylim(min(np.nanmin(losses), np.nanmin(smoothed)) * 0.9, max(top, np.nanmin(smoothed) * 1.1))
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel(_METRIC_LABELS["loss"])
+    ax.set_title("Learning-rate range test: pick a rate on the falling part, below the minimum", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+__all__ = ["plot_history", "plot_learning_curve", "plot_lr_range"]

@@ -1,14 +1,28 @@
-"""Checkers for lesson 03 (freezing): a frozen backbone, the optimizer that goes with it, and
-BatchNorm layers that must stay in eval mode while the rest trains."""
+"""Checkers for lesson 03 (freezing): a frozen backbone, the optimizer that goes with it,
+BatchNorm layers that must stay in eval mode while the rest trains, and the "find the bug"
+exercise: an optimizer built from named layer groups that forgets the layers in no group."""
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..feedback import Feedback
-from .common import as_model, fail, names, optimizer_coverage, plural, trainable_problems, trainable_summary
+from .common import (
+    as_model,
+    configured_lr,
+    coverage_problems,
+    fail,
+    names,
+    optimizer_coverage,
+    param_names,
+    plural,
+    trainable_problems,
+    trainable_summary,
+)
 from .registry import register_checker
 
 
@@ -92,4 +106,46 @@ def bn_eval_in_frozen_stages(model: nn.Module) -> Feedback:
     )
 
 
-__all__ = ["bn_eval_in_frozen_stages", "frozen_except_head", "optimizer_covers_trainable"]
+def _top_module(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+@register_checker
+def layer_groups_fixed(model: nn.Module, optimizer: Any, lrs: dict[str, float], rel_tol: float = 1e-6) -> Feedback:
+    """The ResNet "find the bug" fix: every trainable tensor is in the optimizer (or frozen), and
+    the named layers keep their rates (``lrs``: top-level module name -> rate, e.g. ``fc: 1e-3``).
+
+    The buggy script freezes ``layer1``/``layer2`` by name and builds its param groups from
+    ``layer3``, ``layer4`` and ``fc`` only, so ``conv1``/``bn1`` get gradients and are never
+    stepped. Two fixes are right: freeze them too, or give them a group (at a rate no higher
+    than the lowest backbone rate: earlier layers move least).
+    """
+    m = as_model(model)
+    if isinstance(m, Feedback):
+        return m
+    problems = coverage_problems(m, optimizer, allow_frozen=False)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        return fail(problems)
+    by_id = param_names(m)
+    rate_of = {by_id[id(p)]: configured_lr(g) for g in optimizer.param_groups for p in g["params"] if id(p) in by_id}
+    for layer, lr in lrs.items():
+        wrong = sorted({rate_of[n] for n in rate_of if _top_module(n) == layer and not math.isclose(rate_of[n], lr, rel_tol=rel_tol)})
+        if wrong:
+            problems.append(f"{layer} trains at {', '.join(f'{r:g}' for r in wrong)}; the script gives it {lr:g}. Keep the named groups as they were.")
+    backbone_rates = [lr for layer, lr in lrs.items() if layer != "fc"]
+    floor = min(backbone_rates) if backbone_rates else min(lrs.values())
+    extra = sorted({_top_module(n) for n in rate_of if _top_module(n) not in lrs and rate_of[n] > floor * (1 + rel_tol)})
+    if extra:
+        problems.append(
+            f"{', '.join(extra)} now train faster than the pretrained layers above them ({floor:g}): the "
+            "earliest layers hold the most general features and should move least (or be frozen)."
+        )
+    if problems:
+        return fail(problems)
+    stem = sorted({_top_module(n) for n, p in m.named_parameters() if _top_module(n) not in lrs})
+    trained = [s for s in stem if any(p.requires_grad for n, p in m.named_parameters() if _top_module(n) == s)]
+    how = f"{', '.join(trained)} now in a group of their own" if trained else f"{', '.join(stem)} frozen"
+    return Feedback(True, f"Every trainable tensor is updated ({how}); {', '.join(lrs)} keep their rates.")
+
+
+__all__ = ["bn_eval_in_frozen_stages", "frozen_except_head", "layer_groups_fixed", "optimizer_covers_trainable"]

@@ -1,4 +1,5 @@
-"""Checkers for lesson 04 (feature extraction): a pooled linear head, and putting it back in the model.
+"""Checkers for lesson 04 (feature extraction): a pooled linear head, putting it back in the model,
+and an augmentation pipeline written out as a ``transforms.Compose``.
 
 Like every checker, each returns a :class:`Feedback` whose message names the
 learner's mistake (flattening without pooling, max instead of average pooling, a softmax at the
@@ -18,6 +19,7 @@ from torch import nn
 
 from ..._checks import is_int
 from ...errors import CourseError, InvalidParameterError
+from ...data.transforms import is_random_op
 from ..feedback import Feedback
 from .common import as_model, fail, reference_params
 from .registry import register_checker
@@ -197,4 +199,135 @@ def head_in_model(model: Any, head: Any) -> Feedback:
                           "predicts on the cached features.")
 
 
-__all__ = ["head_in_model", "pooled_linear_head"]
+_TRIES = 12
+
+
+def _normalize_stats(op: Any) -> tuple[list[float], list[float]] | None:
+    """(mean, std) of a Normalize step: torchvision's v1/v2 ``Normalize`` or the course's own."""
+    if type(op).__name__ != "Normalize":
+        return None
+    source = getattr(op, "preprocessing", op)
+    mean, std = getattr(source, "mean", None), getattr(source, "std", None)
+    if mean is None or std is None:
+        return None
+    return [float(v) for v in mean], [float(v) for v in std]
+
+
+def _leaf_photo(image_size: int) -> torch.Tensor:
+    """A real photo as the course's datasets hold it: uint8 CHW, resized and centre-cropped."""
+    from skimage import data as skdata
+    from torchvision.transforms.v2.functional import center_crop, resize
+
+    photo = torch.from_numpy(skdata.chelsea().copy()).permute(2, 0, 1).contiguous()
+    return center_crop(resize(photo, [image_size], antialias=True), [image_size])
+
+
+def _outputs(transform: Any, photo: torch.Tensor) -> list[torch.Tensor] | Feedback:
+    outs = []
+    for i in range(_TRIES):
+        torch.manual_seed(i)
+        try:
+            out = transform(photo.clone())
+        except Exception as error:  # the learner's pipeline failed on a valid input: say how
+            text = str(error)
+            advice = (
+                "A step needs floats: put v2.ToDtype(torch.float32, scale=True) before it."
+                if "float" in text.lower()
+                else "Use torchvision.transforms.v2 operations (v1's ToTensor expects a PIL image)."
+                if "PIL" in text
+                else "Try it on one image: transform(train_small.images[0])."
+            )
+            return Feedback(
+                False,
+                f"Your Compose raised {type(error).__name__} ({text}) on a uint8 (3, H, W) image tensor, "
+                f"which is what the course's datasets hold. {advice}",
+            )
+        if not isinstance(out, torch.Tensor):
+            return Feedback(False, f"Your Compose returned a {type(out).__name__}; the model needs a tensor.")
+        outs.append(out)
+    return outs
+
+
+def _structure_problems(ops: list, mean: list[float], std: list[float], image_size: int) -> list[str]:
+    problems: list[str] = []
+    names_ = [type(op).__name__ for op in ops]
+    crops = [op for op in ops if type(op).__name__ == "RandomResizedCrop"]
+    if not crops:
+        problems.append("There is no RandomResizedCrop: the exercise asks for a random crop of part of the photo.")
+    elif any(list(op.size) not in ([image_size, image_size], [image_size]) for op in crops):
+        problems.append(f"The RandomResizedCrop makes {list(crops[0].size)}; it must give back {image_size} px.")
+    if "RandomHorizontalFlip" not in names_:
+        problems.append("There is no RandomHorizontalFlip: a leaf seen in a mirror is still the same disease.")
+    stats = [(i, _normalize_stats(op)) for i, op in enumerate(ops)]
+    norms = [(i, st) for i, st in stats if st is not None]
+    if not norms:
+        problems.append(
+            "There is no Normalize step: the pretrained network expects its own mean and std "
+            f"(mean {[round(v, 3) for v in mean]}, std {[round(v, 3) for v in std]})."
+        )
+        return problems
+    at, (got_mean, got_std) = norms[-1]
+    if not (torch.allclose(torch.tensor(got_mean), torch.tensor(mean), atol=2e-3)
+            and torch.allclose(torch.tensor(got_std), torch.tensor(std), atol=2e-3)):
+        problems.append(
+            f"Normalize uses mean {[round(v, 3) for v in got_mean]}, std {[round(v, 3) for v in got_std]}; this "
+            f"backbone was trained with mean {[round(v, 3) for v in mean]}, std {[round(v, 3) for v in std]} "
+            "(preprocessing.mean, preprocessing.std)."
+        )
+    late = [type(op).__name__ for op in ops[at + 1:] if is_random_op(op)]
+    if late:
+        problems.append(
+            f"{', '.join(late)} come{'s' if len(late) == 1 else ''} after Normalize: augment the photo first, "
+            "normalise last, so the network always sees its own statistics."
+        )
+    return problems
+
+
+@register_checker
+def augmentation_pipeline(transform: Any, backbone: str, image_size: int) -> Feedback:
+    """A training Compose for uint8 image tensors: random resized crop and flip first, then float
+    scaling and the backbone's Normalize last; it must really be random and keep ``image_size``.
+
+    The checks run the pipeline on a real photo (``_TRIES`` seeded calls) and read its steps.
+    """
+    from ...models import get_spec
+
+    if not is_int(image_size) or image_size < 16:
+        raise InvalidParameterError(f"augmentation_pipeline: image_size must be an integer >= 16, got {image_size!r}.")
+    pre = get_spec(backbone).preprocessing
+    ops = getattr(transform, "transforms", None)
+    if not isinstance(ops, (list, tuple)) or not callable(transform):
+        return Feedback(
+            False,
+            f"Expected a transforms.Compose([...]) (torchvision.transforms.v2), got a {type(transform).__name__}.",
+        )
+    outs = _outputs(transform, _leaf_photo(image_size))
+    if isinstance(outs, Feedback):
+        return outs
+    first = outs[0]
+    problems: list[str] = []
+    if not first.is_floating_point():
+        problems.append(
+            f"The output is {first.dtype}: the network needs floats in [0, 1] before Normalize. "
+            "Add v2.ToDtype(torch.float32, scale=True) before Normalize."
+        )
+    elif first.abs().max() > 10:
+        problems.append(
+            f"The output reaches {float(first.abs().max()):.0f}: the pixels were not scaled from 0..255 to "
+            "0..1 before Normalize (v2.ToDtype(torch.float32, scale=True), with scale=True)."
+        )
+    if tuple(first.shape) != (3, image_size, image_size):
+        problems.append(f"The output has shape {tuple(first.shape)}; expected (3, {image_size}, {image_size}).")
+    if all(torch.equal(first, o) for o in outs[1:]):
+        problems.append(
+            f"The same photo came out identical in {_TRIES} calls: nothing random happens, so every epoch "
+            "would see the same pixels (that is no augmentation)."
+        )
+    problems += _structure_problems(list(ops), list(pre.mean), list(pre.std), image_size)
+    if problems:
+        return fail(problems)
+    steps = " -> ".join(type(op).__name__ for op in ops)
+    return Feedback(True, f"{steps}: random crops and flips of the uint8 photo, normalised last with {backbone}'s statistics.")
+
+
+__all__ = ["augmentation_pipeline", "head_in_model", "pooled_linear_head"]

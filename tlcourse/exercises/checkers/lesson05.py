@@ -1,4 +1,5 @@
-"""Checkers for lesson 05 (fine-tuning): discriminative learning rates and layer-wise decay.
+"""Checkers for lesson 05 (fine-tuning): discriminative learning rates, layer-wise decay, a rate
+read off a learning-rate range test, and a warm-up + cosine schedule built from torch's schedulers.
 
 :func:`discriminative_lrs` checks the simplest scheme: the head at one rate, every trainable
 backbone stage at that rate divided by a ratio. Layer-wise decay gives the head ``lr``, the
@@ -10,12 +11,13 @@ need different rates, or forgetting a stage. :func:`layer_decay_lrs` names each 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..._checks import is_number, is_positive_number
+from ..._checks import is_int, is_number, is_positive_number
 from ...errors import InvalidParameterError
 from ..feedback import Feedback
 from .common import (
@@ -196,4 +198,134 @@ def layer_decay_lrs(
     return Feedback(True, f"Layer-wise decay is right: {shown}.")
 
 
-__all__ = ["discriminative_lrs", "layer_decay_lrs"]
+# --------------------------------------------------------------------------- choosing a rate
+
+
+@register_checker
+def lr_from_sweep(lr: Any, sweep: Any, lowest_factor: float = 100.0) -> Feedback:
+    """A rate read off a range test (:func:`tlcourse.train.lr_range_test`): below the rate of
+    the lowest smoothed loss (at least 2x), not more than ``lowest_factor`` x below it, and on
+    the part of the curve where the loss has clearly started to fall (at least a tenth of the
+    way from the first loss down to the lowest)."""
+    value = lr.item() if isinstance(lr, torch.Tensor) and lr.numel() == 1 else lr
+    if not is_positive_number(value):
+        return Feedback(False, f"The rate must be one positive number, got {lr!r}.")
+    needed = ("lrs", "smoothed", "lr_at_min", "loss_at")
+    if not all(hasattr(sweep, k) for k in needed):
+        return Feedback(False, f"Pass the sweep that train.lr_range_test returned (sweep=...), got a {type(sweep).__name__}.")
+    lr, edge = float(value), float(sweep.lr_at_min)
+    first, lowest = float(sweep.smoothed[0]), float(min(sweep.smoothed))
+    if lr > sweep.lrs[-1] or lr < sweep.lrs[0]:
+        return Feedback(False, f"{lr:g} is outside the swept range ({sweep.lrs[0]:.1g} .. {sweep.lrs[-1]:.1g}): read a rate off the curve.")
+    if lr >= edge:
+        return Feedback(
+            False,
+            f"{lr:g} is at or past the lowest point of the curve ({edge:.2g}): there the steps are about "
+            "to overshoot, and training at that rate is on the edge of diverging. Go about 10x lower.",
+        )
+    if lr > edge / 2:
+        return Feedback(False, f"{lr:g} is barely below the minimum ({edge:.2g}); leave a margin: about 10x lower.")
+    if lr < edge / lowest_factor:
+        return Feedback(False, f"{lr:g} is more than {lowest_factor:g}x below the minimum ({edge:.2g}): training would crawl.")
+    if sweep.loss_at(lr) > first - 0.1 * (first - lowest):
+        return Feedback(
+            False,
+            f"At {lr:g} the loss has hardly begun to fall (smoothed {sweep.loss_at(lr):.3f}, it starts at "
+            f"{first:.3f}): pick a rate on the steep, falling part of the curve.",
+        )
+    return Feedback(
+        True,
+        f"{lr:g}: {edge / lr:.0f}x below the minimum at {edge:.2g}, where the loss is already falling "
+        f"(smoothed {sweep.loss_at(lr):.3f}, from {first:.3f}).",
+    )
+
+
+def _scheduled_rates(scheduler: Any, optimizer: torch.optim.Optimizer, steps: int) -> list[list[float]]:
+    """Each group's rate at each of ``steps`` optimizer steps; the scheduler is given back as it was."""
+    saved_sched = scheduler.state_dict()
+    saved_lrs = [g["lr"] for g in optimizer.param_groups]
+    rates = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": no training here
+            for _ in range(steps):
+                rates.append([g["lr"] for g in optimizer.param_groups])
+                scheduler.step()
+    finally:
+        scheduler.load_state_dict(saved_sched)
+        for group, lr in zip(optimizer.param_groups, saved_lrs):
+            group["lr"] = lr
+    return rates
+
+
+def _schedule_problems(rates: list[float], peak: float, warmup_steps: int, total_steps: int) -> list[str]:
+    problems: list[str] = []
+    top = max(range(len(rates)), key=rates.__getitem__)
+    if top != warmup_steps or not math.isclose(rates[top], peak, rel_tol=1e-4):
+        problems.append(
+            f"The rate peaks at {rates[top]:.3g} at step {top}; it should reach the configured {peak:g} at "
+            f"step {warmup_steps}, right after the warm-up (SequentialLR's milestones=[{warmup_steps}])."
+        )
+        return problems
+    flat = 0
+    while top + flat + 1 < len(rates) and math.isclose(rates[top + flat + 1], peak, rel_tol=1e-6):
+        flat += 1
+    if flat:
+        problems.append(
+            f"The rate stays at its peak for {flat} more step(s) after step {warmup_steps}: the cosine must start "
+            f"right where the warm-up ends (SequentialLR's milestones=[{warmup_steps}], LinearLR's total_iters={warmup_steps})."
+        )
+        return problems
+    warm = rates[:warmup_steps]
+    steps = [b - a for a, b in zip(warm, warm[1:] + [peak])]
+    if warmup_steps and (warm[0] >= peak or any(d <= 0 for d in steps) or max(steps) - min(steps) > 1e-6 * peak):
+        problems.append("The warm-up does not climb in equal steps to the peak: use LinearLR(start_factor=..., total_iters=warmup_steps).")
+    span = total_steps - warmup_steps
+    for j in range(span):
+        want = peak * (1 + math.cos(math.pi * j / span)) / 2
+        if abs(rates[warmup_steps + j] - want) > 1e-3 * peak:
+            problems.append(
+                f"{j} steps after the warm-up the rate is {rates[warmup_steps + j]:.3g}, a cosine from {peak:g} to 0 "
+                f"over the remaining {span} steps gives {want:.3g}: CosineAnnealingLR(T_max={span})."
+            )
+            break
+    return problems
+
+
+@register_checker
+def warmup_cosine_scheduler(scheduler: Any, optimizer: Any, warmup_steps: int, total_steps: int) -> Feedback:
+    """torch's own ``SequentialLR([LinearLR, CosineAnnealingLR])``: a linear warm-up over
+    ``warmup_steps`` optimizer steps up to each group's configured rate, then a cosine to zero
+    over the rest of ``total_steps``. The rates are read by stepping the scheduler (and then
+    giving it back as it was), so any correct construction passes."""
+    if not (is_int(warmup_steps) and is_int(total_steps) and 0 <= warmup_steps < total_steps):
+        raise InvalidParameterError(
+            f"warmup_cosine_scheduler needs 0 <= warmup_steps < total_steps, got {warmup_steps!r}, {total_steps!r}."
+        )
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        return Feedback(False, f"Pass the optimizer too (optimizer=...), got a {type(optimizer).__name__}.")
+    if not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
+        return Feedback(False, f"Expected a torch.optim.lr_scheduler scheduler, got a {type(scheduler).__name__}.")
+    if scheduler.optimizer is not optimizer:
+        return Feedback(False, "The scheduler drives another optimizer: build it from the optimizer you train with.")
+    kinds = [type(s).__name__ for s in getattr(scheduler, "_schedulers", [])]
+    if type(scheduler).__name__ != "SequentialLR" or kinds != ["LinearLR", "CosineAnnealingLR"]:
+        got = f"{type(scheduler).__name__}({', '.join(kinds)})" if kinds else type(scheduler).__name__
+        return Feedback(False, f"Build it from torch's own pieces: SequentialLR([LinearLR, CosineAnnealingLR]); got {got}.")
+    if scheduler.last_epoch != 0:
+        return Feedback(False, f"The scheduler has already been stepped {scheduler.last_epoch} times: build a fresh one.")
+    rates = _scheduled_rates(scheduler, optimizer, total_steps)
+    problems: list[str] = []
+    for gi, group in enumerate(optimizer.param_groups):
+        for p in _schedule_problems([r[gi] for r in rates], configured_lr(group), warmup_steps, total_steps):
+            problems.append(f"group {gi}: {p}" if len(optimizer.param_groups) > 1 else p)
+    if problems:
+        return fail(problems)
+    return Feedback(
+        True,
+        f"Warm-up over {warmup_steps} steps to each group's rate, then a cosine to zero over {total_steps - warmup_steps} "
+        f"steps, in all {plural(len(optimizer.param_groups), 'group')}.",
+    )
+
+
+__all__ = ["discriminative_lrs", "layer_decay_lrs", "lr_from_sweep", "warmup_cosine_scheduler"]
