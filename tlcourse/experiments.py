@@ -9,12 +9,15 @@ it over datasets, sizes, strategies and seeds and returns one table row per run,
 draws. Lessons 06 (the decision matrix) and 08 (X-rays and solar cells) both
 use it, so their numbers are comparable.
 
-The four strategies, from least to most trained:
+The five strategies, from least to most trained:
 
 - ``linear_probe``: the backbone is frozen; its pooled features are computed once
   (:func:`tlcourse.features.extract_features`) and a logistic regression is fitted on them.
   A linear probe is a convex problem that converges in milliseconds on cached features, so it
   is trained to convergence rather than for ``epochs`` - its real-world advantage.
+- ``stage_probe``: the same logistic regression on the globally pooled output of an *earlier*
+  stage (``Budget.probe_stage``), the CS231n advice for little data far from ImageNet: the top
+  stages are the most ImageNet-specific, the earlier ones more generic.
 - ``partial``: the stages from ``partial_from`` up (and the head) train, the rest stays frozen.
   The frozen bottom's activations are cached once (``extract_features(stage=...)``) and only
   the top runs forward and backward, which is why partial fine-tuning is cheap on a CPU.
@@ -29,6 +32,10 @@ After training, their BatchNorm running statistics are re-estimated on the train
 running averages still remember ImageNet (or, from scratch, their initial values), and a
 model evaluated with them predicts almost one class for every image: the test would measure
 that lag, not the strategy.
+With ``Budget.cache_pool`` every frozen pass runs once per dataset, not once per run: the probes
+and partial fine-tuning read their training rows out of the activations of the whole training
+pool (found by image path), so a grid of many seeds and sizes costs one pass over the pool per
+cached stage.
 The train/test split is fixed by ``Budget.split_seed``; a run's ``seed`` picks its training
 images, the new head's initial weights and the batch order, so the spread over seeds shows
 how much of a difference is luck.
@@ -36,7 +43,7 @@ how much of a difference is luck.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,10 +72,14 @@ from .train import evaluate, fit
 #: Strategy name -> the label plots and tables use, from least to most trained.
 STRATEGIES: dict[str, str] = {
     "linear_probe": "linear probe",
+    "stage_probe": "earlier-stage probe",
     "partial": "partial fine-tuning",
     "full": "full fine-tuning",
     "scratch": "from scratch",
 }
+
+#: The strategies that only fit a linear classifier on cached features (no network trains).
+PROBES = ("linear_probe", "stage_probe")
 
 #: Metrics a run reports (columns of :func:`run_grid`'s table).
 METRICS: dict[str, str] = {
@@ -83,7 +94,12 @@ class Budget:
 
     ``test_images`` caps the fixed test subset (stratified, chosen once by ``split_seed``) so
     evaluation stays cheap; ``None`` uses the whole test split. ``partial_from`` is the lowest
-    stage that trains in partial fine-tuning (everything below it is frozen and cached).
+    stage that trains in partial fine-tuning (everything below it is frozen and cached);
+    ``probe_stage`` is the stage whose pooled output the earlier-stage probe reads.
+    ``cache_pool``: the frozen passes run once over the whole training pool and every run reads
+    its rows from there, which pays off when a grid draws many samples from one pool; with
+    ``False`` each run passes only its own images (cheaper for a few small runs on a large pool).
+    Both give the same features.
     """
 
     backbone: str = "mobilenet_v2"
@@ -93,6 +109,8 @@ class Budget:
     lr: float = 1e-3
     test_images: int | None = 200
     partial_from: str = "stage5"
+    probe_stage: str = "stage4"
+    cache_pool: bool = True
     device: str | torch.device = "auto"
     split_seed: int = 0
     recalibrate_bn: bool = True
@@ -106,6 +124,9 @@ class Budget:
         body = [name for name, _ in get_spec(self.backbone).stages]
         if self.partial_from not in body[1:]:
             raise unknown_name("partial_from stage (the lowest stage that trains)", self.partial_from, body[1:])
+        if self.probe_stage not in body:
+            raise unknown_name("probe_stage (the stage whose pooled output the earlier-stage probe reads)",
+                               self.probe_stage, body)
 
     @property
     def boundary(self) -> str:
@@ -236,6 +257,42 @@ def _probe(train_feats, test_feats, weights: torch.Tensor | None) -> torch.Tenso
     return torch.from_numpy(probs)
 
 
+def _pool_rows(task: Task, train: ImageTensorDataset) -> torch.Tensor:
+    """Where the images of ``train`` (a sample of ``task.train``) sit in the pool, by path."""
+    where = {path: i for i, path in enumerate(task.train.paths)}
+    missing = [p for p in train.paths if p not in where]
+    if missing:
+        raise InvalidParameterError(
+            f"{len(missing)} training image(s) are not in {task.name}'s training pool (e.g. {missing[0]!r}); "
+            "draw the sample from load_task(...).train with training_sample()."
+        )
+    return torch.tensor([where[p] for p in train.paths], dtype=torch.long)
+
+
+def _frozen_rows(model: nn.Module, task: Task, train: ImageTensorDataset, stage: str | None,
+                 device: torch.device, pooled: bool, cache_pool: bool, progress: bool):
+    """Frozen-backbone outputs for the sample and the test subset, computed once for the whole pool.
+
+    ``stage=None``: the penultimate features; otherwise the activations after ``stage``,
+    globally average-pooled when ``pooled`` (what a probe reads) or raw (what the top trains on).
+    """
+    from .features import FeatureSet
+
+    if cache_pool:
+        pool = extract_features(model, task.train, stage=stage, device=device, progress=progress)
+        rows = _pool_rows(task, train)
+    else:
+        pool = extract_features(model, train, stage=stage, device=device, progress=progress)
+        rows = torch.arange(len(train))
+    test = extract_features(model, task.test, stage=stage, device=device, progress=progress)
+
+    def shaped(x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3)) if pooled and x.ndim == 4 else x
+
+    return (FeatureSet(shaped(pool.features[rows]), pool.labels[rows], pool.classes),
+            FeatureSet(shaped(test.features), test.labels, test.classes))
+
+
 def _recalibrate_bn(module: nn.Module, train: Any, device: torch.device) -> None:
     """Re-estimate BatchNorm running statistics on the training data (no gradients, no weight change)."""
     from torch.optim.swa_utils import update_bn
@@ -276,19 +333,18 @@ def run_strategy(
     fit_args = dict(epochs=budget.epochs, lr=budget.lr, batch_size=budget.batch_size, device=device,
                     seed=seed, progress=progress, label=f"{strategy} on {dataset}",
                     criterion=nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None))
-    if strategy == "linear_probe":
+    if strategy in PROBES:
         for p in model.parameters():
             p.requires_grad = False
-        train_feats = extract_features(model, train, device=device, progress=progress)
-        test_feats = extract_features(model, task.test, device=device, progress=progress)
+        stage = budget.probe_stage if strategy == "stage_probe" else None
+        train_feats, test_feats = _frozen_rows(model, task, train, stage, device, True, budget.cache_pool, progress)
         probs = _probe(train_feats, test_feats, weights)
         trainable = train_feats.dim * len(task.classes) + len(task.classes)
     elif strategy == "partial":
         bottom, top = split_at(model, budget.boundary)
         for p in bottom.parameters():
             p.requires_grad = False
-        train_acts = extract_features(model, train, stage=budget.boundary, device=device, progress=progress)
-        test_acts = extract_features(model, task.test, stage=budget.boundary, device=device, progress=progress)
+        train_acts, test_acts = _frozen_rows(model, task, train, budget.boundary, device, False, budget.cache_pool, progress)
         fit(top, train_acts, **fit_args)
         if budget.recalibrate_bn:
             _recalibrate_bn(top, train_acts, device)
@@ -308,24 +364,53 @@ def run_strategy(
     )
 
 
+def _sizes_by_dataset(datasets: Sequence[str], sizes: Sequence[int] | Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
+    """``sizes`` for every dataset, or each dataset's own list (a pool of 240 ants and bees
+    cannot give the 1,000 X-rays per class that show what a large dataset changes)."""
+    if isinstance(sizes, Mapping):
+        unknown = [d for d in sizes if d not in datasets]
+        missing = [d for d in datasets if d not in sizes]
+        if unknown or missing:
+            raise InvalidParameterError(
+                f"run_grid: sizes has one list per dataset; missing {missing or 'none'}, not in datasets {unknown or 'none'}."
+            )
+        per = {d: sizes[d] for d in datasets}
+    else:
+        per = {d: sizes for d in datasets}
+    for d, values in per.items():
+        if isinstance(values, (str, bytes, Mapping)) or not len(values):
+            raise InvalidParameterError(f"run_grid: sizes for {d} must be a non-empty list, got {values!r}.")
+        for n in values:
+            int_at_least(n, f"sizes for {d}", 1)
+    return {d: [int(n) for n in values] for d, values in per.items()}
+
+
 def run_grid(
     datasets: Sequence[str],
-    sizes: Sequence[int],
+    sizes: Sequence[int] | Mapping[str, Sequence[int]],
     strategies: Sequence[str],
     seeds: Sequence[int],
     budget: Budget,
     *,
+    largest: Mapping[str, int] | None = None,
     progress: bool = True,
     keep_runs: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, list[Run]]:
     """Every combination of dataset x images-per-class x strategy x seed, one row per run.
+
+    ``sizes`` is one list for every dataset, or a mapping dataset -> its own list.
+    ``largest`` (strategy -> images per class) skips a strategy above that size: full
+    fine-tuning and training from scratch cost time in proportion to the images, the cached
+    strategies hardly do, so a grid can afford the cheap ones on the large column and the
+    costly ones only where they fit. A skipped cell is absent from the table (blank in
+    :func:`decision_table`), never filled in.
 
     The table has the columns of :meth:`Run.row`. With ``keep_runs`` the :class:`Run` objects
     (test probabilities included) come back too, as ``(table, runs)``.
     """
     from tqdm.auto import tqdm
 
-    for what, values in (("datasets", datasets), ("sizes", sizes), ("strategies", strategies), ("seeds", seeds)):
+    for what, values in (("datasets", datasets), ("strategies", strategies), ("seeds", seeds)):
         if isinstance(values, (str, bytes)) or not len(values):
             raise InvalidParameterError(f"run_grid: {what} must be a non-empty list, got {values!r}.")
     for s in strategies:
@@ -333,7 +418,14 @@ def run_grid(
             raise unknown_name("strategy", s, STRATEGIES)
     for name in datasets:
         get_info(name)
-    combos = [(d, n, s, seed) for seed in seeds for d in datasets for n in sizes for s in strategies]
+    per_dataset = _sizes_by_dataset(datasets, sizes)
+    largest = dict(largest or {})
+    for s, n in largest.items():
+        if s not in strategies:
+            raise unknown_name("strategy in largest", s, strategies)
+        int_at_least(n, f"largest[{s!r}]", 1)
+    combos = [(d, n, s, seed) for seed in seeds for d in datasets for n in per_dataset[d] for s in strategies
+              if n <= largest.get(s, n)]
     runs: list[Run] = []
     bar = tqdm(combos, desc="runs", disable=not progress)
     for d, n, s, seed in bar:
@@ -424,6 +516,7 @@ def explore(runs: pd.DataFrame, metric: str = "acc"):
 __all__ = [
     "Budget",
     "METRICS",
+    "PROBES",
     "Run",
     "STRATEGIES",
     "Task",
