@@ -144,6 +144,7 @@ class Task:
     classes: list[str]
     train: ImageTensorDataset  # the whole training split, with the eval transform
     test: ImageTensorDataset  # the fixed test subset, with the eval transform
+    val: ImageTensorDataset  # the validation split (as many images as the test subset), with the eval transform
 
 
 @dataclass
@@ -162,6 +163,8 @@ class Run:
     labels: torch.Tensor  # (N,) true test labels
     classes: list[str] = field(default_factory=list)
     train_counts: dict[str, int] = field(default_factory=dict)
+    val_probs: torch.Tensor | None = None  # (M, C) validation probabilities, when asked for
+    val_labels: torch.Tensor | None = None
 
     @property
     def preds(self) -> torch.Tensor:
@@ -205,9 +208,10 @@ def load_task(dataset: str, budget: Budget) -> Task:
         preprocessing = get_spec(budget.backbone).preprocessing.at(budget.image_size)
         splits = split_dataset(data, seed=budget.split_seed)
         test = limit_images(splits.test, budget.test_images, seed=budget.split_seed)
+        val = limit_images(splits.val, budget.test_images, seed=budget.split_seed)
         transform = eval_transform(preprocessing)
-        _TASKS[key] = Task(dataset, info.domain, list(data.classes),
-                           splits.train.with_transform(transform), test.with_transform(transform))
+        _TASKS[key] = Task(dataset, info.domain, list(data.classes), splits.train.with_transform(transform),
+                           test.with_transform(transform), val.with_transform(transform))
     return _TASKS[key]
 
 
@@ -241,20 +245,23 @@ def _check_weights(class_weights: Sequence[float] | torch.Tensor | None, num_cla
     return w
 
 
-def _probe(train_feats, test_feats, weights: torch.Tensor | None) -> torch.Tensor:
-    """Logistic regression on standardised features; returns test probabilities (N, C)."""
+def _probe(train_feats, eval_feats: list, weights: torch.Tensor | None) -> list[torch.Tensor]:
+    """Logistic regression on standardised features; the probabilities (N, C) of each of ``eval_feats``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     xtr, ytr = train_feats.numpy()
-    xte, _ = test_feats.numpy()
     class_weight = None if weights is None else {i: float(v) for i, v in enumerate(weights)}
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight=class_weight))
     clf.fit(xtr, ytr)
-    probs = np.zeros((len(xte), max(int(ytr.max()) + 1, len(train_feats.classes))), dtype=np.float32)
-    probs[:, clf.classes_] = clf.predict_proba(xte)
-    return torch.from_numpy(probs)
+    out = []
+    for feats in eval_feats:
+        x, _ = feats.numpy()
+        probs = np.zeros((len(x), max(int(ytr.max()) + 1, len(train_feats.classes))), dtype=np.float32)
+        probs[:, clf.classes_] = clf.predict_proba(x)
+        out.append(torch.from_numpy(probs))
+    return out
 
 
 def _pool_rows(task: Task, train: ImageTensorDataset) -> torch.Tensor:
@@ -269,9 +276,10 @@ def _pool_rows(task: Task, train: ImageTensorDataset) -> torch.Tensor:
     return torch.tensor([where[p] for p in train.paths], dtype=torch.long)
 
 
-def _frozen_rows(model: nn.Module, task: Task, train: ImageTensorDataset, stage: str | None,
-                 device: torch.device, pooled: bool, cache_pool: bool, progress: bool):
-    """Frozen-backbone outputs for the sample and the test subset, computed once for the whole pool.
+def _frozen_rows(model: nn.Module, task: Task, train: ImageTensorDataset, evaluated: list[ImageTensorDataset],
+                 stage: str | None, device: torch.device, pooled: bool, cache_pool: bool, progress: bool):
+    """Frozen-backbone outputs for the sample and for each of ``evaluated`` (the test subset, and
+    the validation split when asked for); with ``cache_pool`` computed once for the whole pool.
 
     ``stage=None``: the penultimate features; otherwise the activations after ``stage``,
     globally average-pooled when ``pooled`` (what a probe reads) or raw (what the top trains on).
@@ -284,13 +292,13 @@ def _frozen_rows(model: nn.Module, task: Task, train: ImageTensorDataset, stage:
     else:
         pool = extract_features(model, train, stage=stage, device=device, progress=progress)
         rows = torch.arange(len(train))
-    test = extract_features(model, task.test, stage=stage, device=device, progress=progress)
 
     def shaped(x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=(2, 3)) if pooled and x.ndim == 4 else x
 
+    others = [extract_features(model, d, stage=stage, device=device, progress=progress) for d in evaluated]
     return (FeatureSet(shaped(pool.features[rows]), pool.labels[rows], pool.classes),
-            FeatureSet(shaped(test.features), test.labels, test.classes))
+            [FeatureSet(shaped(f.features), f.labels, f.classes) for f in others])
 
 
 def _recalibrate_bn(module: nn.Module, train: Any, device: torch.device) -> None:
@@ -312,6 +320,7 @@ def run_strategy(
     *,
     max_train: int | None = None,
     class_weights: Sequence[float] | torch.Tensor | None = None,
+    validation: bool = False,
     progress: bool = False,
 ) -> Run:
     """Train ``strategy`` on ``n_per_class`` images per class of ``dataset`` with ``seed``; test it.
@@ -319,6 +328,8 @@ def run_strategy(
     Everything else comes from ``budget``, so two runs differ only in what you pass here.
     ``class_weights`` (one positive number per class) weights the loss,
     ``nn.CrossEntropyLoss(weight=...)`` for the networks and ``class_weight`` for the probe.
+    ``validation``: also predict the task's validation images (``Run.val_probs``), e.g. to fit
+    a temperature (:mod:`tlcourse.calibration`) without touching the test images.
     """
     if strategy not in STRATEGIES:
         raise unknown_name("strategy", strategy, STRATEGIES)
@@ -327,6 +338,7 @@ def run_strategy(
     train = training_sample(task, n_per_class, seed, max_train)
     weights = _check_weights(class_weights, len(task.classes))
     device = pick_device(budget.device)
+    evaluated = [task.test, task.val] if validation else [task.test]
     seed_everything(seed)
     start = time.perf_counter()
     model, _ = create_model(budget.backbone, len(task.classes), pretrained=strategy != "scratch", seed=seed)
@@ -337,30 +349,33 @@ def run_strategy(
         for p in model.parameters():
             p.requires_grad = False
         stage = budget.probe_stage if strategy == "stage_probe" else None
-        train_feats, test_feats = _frozen_rows(model, task, train, stage, device, True, budget.cache_pool, progress)
-        probs = _probe(train_feats, test_feats, weights)
+        train_feats, eval_feats = _frozen_rows(model, task, train, evaluated, stage, device, True, budget.cache_pool, progress)
+        probs_of = _probe(train_feats, eval_feats, weights)
         trainable = train_feats.dim * len(task.classes) + len(task.classes)
     elif strategy == "partial":
         bottom, top = split_at(model, budget.boundary)
         for p in bottom.parameters():
             p.requires_grad = False
-        train_acts, test_acts = _frozen_rows(model, task, train, budget.boundary, device, False, budget.cache_pool, progress)
+        train_acts, eval_acts = _frozen_rows(model, task, train, evaluated, budget.boundary, device, False,
+                                             budget.cache_pool, progress)
         fit(top, train_acts, **fit_args)
         if budget.recalibrate_bn:
             _recalibrate_bn(top, train_acts, device)
-        probs = evaluate(top, test_acts, device=device)["probs"]
+        probs_of = [evaluate(top, acts, device=device)["probs"] for acts in eval_acts]
         trainable = sum(p.numel() for p in top.parameters() if p.requires_grad)
     else:  # full fine-tuning or from scratch: every layer trains
         fit(model, train, **fit_args)
         if budget.recalibrate_bn:
             _recalibrate_bn(model, train, device)
-        probs = evaluate(model, task.test, device=device)["probs"]
+        probs_of = [evaluate(model, d, device=device)["probs"] for d in evaluated]
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     seconds = time.perf_counter() - start
+    val_probs, val_labels = (probs_of[1].float().cpu(), task.val.labels.clone()) if validation else (None, None)
     return Run(
         dataset=dataset, domain=task.domain, strategy=strategy, n_per_class=n_per_class, seed=seed,
-        n_train=len(train), trainable_params=int(trainable), seconds=seconds, probs=probs.float().cpu(),
+        n_train=len(train), trainable_params=int(trainable), seconds=seconds, probs=probs_of[0].float().cpu(),
         labels=task.test.labels.clone(), classes=list(task.classes), train_counts=train.class_counts(),
+        val_probs=val_probs, val_labels=val_labels,
     )
 
 
@@ -393,6 +408,7 @@ def run_grid(
     budget: Budget,
     *,
     largest: Mapping[str, int] | None = None,
+    validation: bool = False,
     progress: bool = True,
     keep_runs: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, list[Run]]:
@@ -403,7 +419,7 @@ def run_grid(
     fine-tuning and training from scratch cost time in proportion to the images, the cached
     strategies hardly do, so a grid can afford the cheap ones on the large column and the
     costly ones only where they fit. A skipped cell is absent from the table (blank in
-    :func:`decision_table`), never filled in.
+    :func:`decision_table`), never filled in. ``validation`` is passed on to :func:`run_strategy`.
 
     The table has the columns of :meth:`Run.row`. With ``keep_runs`` the :class:`Run` objects
     (test probabilities included) come back too, as ``(table, runs)``.
@@ -430,7 +446,7 @@ def run_grid(
     bar = tqdm(combos, desc="runs", disable=not progress)
     for d, n, s, seed in bar:
         bar.set_postfix_str(f"{d}, {n}/class, {s}, seed {seed}")
-        runs.append(run_strategy(s, d, n, seed, budget))
+        runs.append(run_strategy(s, d, n, seed, budget, validation=validation))
     table = pd.DataFrame([r.row() for r in runs])
     return (table, runs) if keep_runs else table
 
