@@ -166,9 +166,9 @@ def test_recalibrated_bn_statistics_are_those_of_the_training_images(budget):
 def test_the_pool_cache_gives_each_run_the_features_of_its_own_images(grid, budget):
     """Rows read out of the whole pool's activations are the sample's own: same probabilities."""
     _, runs = grid
-    own = Budget(**{**budget.__dict__, "cache_pool": False})
+    pooled = Budget(**{**budget.__dict__, "cache_pool": True})
     for strategy in ("linear_probe", "stage_probe", "partial"):
-        alone = run_strategy(strategy, DATASET, 3, 1, own)
+        alone = run_strategy(strategy, DATASET, 3, 1, pooled)
         # the same images: only float rounding differs (the pass batches them differently)
         assert torch.allclose(alone.probs, _run(runs, strategy, 1).probs, atol=1e-2), strategy
     task = experiments.load_task(DATASET, budget)

@@ -97,9 +97,9 @@ class Budget:
     stage that trains in partial fine-tuning (everything below it is frozen and cached);
     ``probe_stage`` is the stage whose pooled output the earlier-stage probe reads.
     ``cache_pool``: the frozen passes run once over the whole training pool and every run reads
-    its rows from there, which pays off when a grid draws many samples from one pool; with
-    ``False`` each run passes only its own images (cheaper for a few small runs on a large pool).
-    Both give the same features.
+    its rows from there, which pays off when a grid draws many (or large) samples from one pool;
+    with ``False`` (the default) each run passes only its own images, cheaper for a few small
+    runs on a large pool. Both give the same features.
     """
 
     backbone: str = "mobilenet_v2"
@@ -110,7 +110,7 @@ class Budget:
     test_images: int | None = 200
     partial_from: str = "stage5"
     probe_stage: str = "stage4"
-    cache_pool: bool = True
+    cache_pool: bool = False
     device: str | torch.device = "auto"
     split_seed: int = 0
     recalibrate_bn: bool = True
