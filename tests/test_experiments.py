@@ -37,6 +37,8 @@ def test_budget_rejects_bad_values():
         Budget(partial_from="stage9")
     assert Budget(partial_from="stage5").boundary == "stage4"
     assert Budget(partial_from="top").boundary == "stage5"
+    with pytest.raises(CourseError, match="probe_stage.*stage9"):
+        Budget(probe_stage="stage9")
 
 
 def test_unknown_strategy_and_dataset_are_named(budget):
@@ -50,7 +52,7 @@ def test_unknown_strategy_and_dataset_are_named(budget):
 
 def test_every_strategy_runs_on_the_same_test_images(grid, budget):
     table, runs = grid
-    assert len(table) == 8 and set(table["strategy"]) == set(experiments.STRATEGIES)
+    assert len(table) == 2 * len(experiments.STRATEGIES) and set(table["strategy"]) == set(experiments.STRATEGIES)
     test = experiments.load_task(DATASET, budget).test
     assert len(test) == 24
     for run in runs:
@@ -66,6 +68,7 @@ def test_trainable_parameters_follow_the_strategy(grid):
     params = table.groupby("strategy")["trainable_params"].first()
     # MobileNetV2 with a 2-class head: head 1280*2+2; partial = stage5 + top + head; full = everything.
     assert params["linear_probe"] == 2562
+    assert params["stage_probe"] == 96 * 2 + 2  # stage4's 96 pooled channels -> 2 classes
     assert params["partial"] == 795264 + 886080 + 2562
     assert params["full"] == params["scratch"] == 2226434
 
@@ -158,3 +161,54 @@ def test_recalibrated_bn_statistics_are_those_of_the_training_images(budget):
     assert torch.allclose(bn.running_mean, expected, atol=1e-4)
     assert not torch.allclose(bn.running_mean, imagenet_mean, atol=1e-2)
     assert bn.momentum == 0.1 and not model.training  # restored afterwards
+
+
+def test_the_pool_cache_gives_each_run_the_features_of_its_own_images(grid, budget):
+    """Rows read out of the whole pool's activations are the sample's own: same probabilities."""
+    _, runs = grid
+    pooled = Budget(**{**budget.__dict__, "cache_pool": True})
+    for strategy in ("linear_probe", "stage_probe", "partial"):
+        alone = run_strategy(strategy, DATASET, 3, 1, pooled)
+        # the same images: only float rounding differs (the pass batches them differently)
+        assert torch.allclose(alone.probs, _run(runs, strategy, 1).probs, atol=1e-2), strategy
+    task = experiments.load_task(DATASET, budget)
+    stranger = experiments.load_task(DATASET, budget).test  # test images are not in the training pool
+    with pytest.raises(InvalidParameterError, match="not in pneumoniamnist's training pool"):
+        experiments._pool_rows(task, stranger)
+
+
+def test_the_earlier_stage_probe_reads_the_pooled_stage_output(budget):
+    from tlcourse.features import extract_features, logistic_regression
+    from tlcourse.features import FeatureSet
+    from tlcourse.models import create_model
+
+    run = run_strategy("stage_probe", DATASET, 3, 0, budget)
+    task = experiments.load_task(DATASET, budget)
+    train = experiments.training_sample(task, 3, 0)
+    model, _ = create_model("mobilenet_v2", 2, seed=0)
+    pooled = [extract_features(model, d, stage="stage4", device="cpu", progress=False) for d in (train, task.test)]
+    sets = [FeatureSet(f.features.mean(dim=(2, 3)), f.labels, f.classes) for f in pooled]
+    expected = logistic_regression(*sets, max_iter=2000)["model"].predict_proba(sets[1].numpy()[0])
+    assert np.allclose(run.probs.numpy(), expected, atol=1e-4)
+
+
+def test_grid_sizes_per_dataset_and_largest_size_per_strategy(budget):
+    table = run_grid(["pneumoniamnist", "hymenoptera"], {"pneumoniamnist": [2, 4], "hymenoptera": [2]},
+                     ["linear_probe", "full"], [0], Budget(**{**budget.__dict__, "epochs": 1}),
+                     largest={"full": 2}, progress=False)
+    cells = set(zip(table["dataset"], table["n_per_class"], table["strategy"]))
+    assert cells == {("pneumoniamnist", 2, "linear_probe"), ("pneumoniamnist", 4, "linear_probe"),
+                     ("pneumoniamnist", 2, "full"), ("hymenoptera", 2, "linear_probe"), ("hymenoptera", 2, "full")}
+    matrix = experiments.decision_table(table)
+    assert np.isnan(matrix.loc["full fine-tuning", "pneumoniamnist (different), 4/class"])  # not run: blank
+    with pytest.raises(InvalidParameterError, match="missing.*hymenoptera"):
+        run_grid(["pneumoniamnist", "hymenoptera"], {"pneumoniamnist": [2]}, ["linear_probe"], [0], budget,
+                 progress=False)
+    with pytest.raises(InvalidParameterError, match="sizes for pneumoniamnist"):
+        run_grid(["pneumoniamnist"], {"pneumoniamnist": []}, ["linear_probe"], [0], budget, progress=False)
+    with pytest.raises(InvalidParameterError, match="sizes"):
+        run_grid(["pneumoniamnist"], [0], ["linear_probe"], [0], budget, progress=False)
+    with pytest.raises(CourseError, match="'scratch'"):
+        run_grid(["pneumoniamnist"], [2], ["linear_probe"], [0], budget, largest={"scratch": 2}, progress=False)
+    with pytest.raises(InvalidParameterError, match="largest"):
+        run_grid(["pneumoniamnist"], [2], ["full"], [0], budget, largest={"full": 0}, progress=False)

@@ -9,12 +9,15 @@ it over datasets, sizes, strategies and seeds and returns one table row per run,
 draws. Lessons 06 (the decision matrix) and 08 (X-rays and solar cells) both
 use it, so their numbers are comparable.
 
-The four strategies, from least to most trained:
+The five strategies, from least to most trained:
 
 - ``linear_probe``: the backbone is frozen; its pooled features are computed once
   (:func:`tlcourse.features.extract_features`) and a logistic regression is fitted on them.
   A linear probe is a convex problem that converges in milliseconds on cached features, so it
   is trained to convergence rather than for ``epochs`` - its real-world advantage.
+- ``stage_probe``: the same logistic regression on the globally pooled output of an *earlier*
+  stage (``Budget.probe_stage``), the CS231n advice for little data far from ImageNet: the top
+  stages are the most ImageNet-specific, the earlier ones more generic.
 - ``partial``: the stages from ``partial_from`` up (and the head) train, the rest stays frozen.
   The frozen bottom's activations are cached once (``extract_features(stage=...)``) and only
   the top runs forward and backward, which is why partial fine-tuning is cheap on a CPU.
@@ -29,6 +32,10 @@ After training, their BatchNorm running statistics are re-estimated on the train
 running averages still remember ImageNet (or, from scratch, their initial values), and a
 model evaluated with them predicts almost one class for every image: the test would measure
 that lag, not the strategy.
+With ``Budget.cache_pool`` every frozen pass runs once per dataset, not once per run: the probes
+and partial fine-tuning read their training rows out of the activations of the whole training
+pool (found by image path), so a grid of many seeds and sizes costs one pass over the pool per
+cached stage.
 The train/test split is fixed by ``Budget.split_seed``; a run's ``seed`` picks its training
 images, the new head's initial weights and the batch order, so the spread over seeds shows
 how much of a difference is luck.
@@ -36,7 +43,7 @@ how much of a difference is luck.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,10 +72,14 @@ from .train import evaluate, fit
 #: Strategy name -> the label plots and tables use, from least to most trained.
 STRATEGIES: dict[str, str] = {
     "linear_probe": "linear probe",
+    "stage_probe": "earlier-stage probe",
     "partial": "partial fine-tuning",
     "full": "full fine-tuning",
     "scratch": "from scratch",
 }
+
+#: The strategies that only fit a linear classifier on cached features (no network trains).
+PROBES = ("linear_probe", "stage_probe")
 
 #: Metrics a run reports (columns of :func:`run_grid`'s table).
 METRICS: dict[str, str] = {
@@ -83,7 +94,12 @@ class Budget:
 
     ``test_images`` caps the fixed test subset (stratified, chosen once by ``split_seed``) so
     evaluation stays cheap; ``None`` uses the whole test split. ``partial_from`` is the lowest
-    stage that trains in partial fine-tuning (everything below it is frozen and cached).
+    stage that trains in partial fine-tuning (everything below it is frozen and cached);
+    ``probe_stage`` is the stage whose pooled output the earlier-stage probe reads.
+    ``cache_pool``: the frozen passes run once over the whole training pool and every run reads
+    its rows from there, which pays off when a grid draws many (or large) samples from one pool;
+    with ``False`` (the default) each run passes only its own images, cheaper for a few small
+    runs on a large pool. Both give the same features.
     """
 
     backbone: str = "mobilenet_v2"
@@ -93,6 +109,8 @@ class Budget:
     lr: float = 1e-3
     test_images: int | None = 200
     partial_from: str = "stage5"
+    probe_stage: str = "stage4"
+    cache_pool: bool = False
     device: str | torch.device = "auto"
     split_seed: int = 0
     recalibrate_bn: bool = True
@@ -106,6 +124,9 @@ class Budget:
         body = [name for name, _ in get_spec(self.backbone).stages]
         if self.partial_from not in body[1:]:
             raise unknown_name("partial_from stage (the lowest stage that trains)", self.partial_from, body[1:])
+        if self.probe_stage not in body:
+            raise unknown_name("probe_stage (the stage whose pooled output the earlier-stage probe reads)",
+                               self.probe_stage, body)
 
     @property
     def boundary(self) -> str:
@@ -123,6 +144,7 @@ class Task:
     classes: list[str]
     train: ImageTensorDataset  # the whole training split, with the eval transform
     test: ImageTensorDataset  # the fixed test subset, with the eval transform
+    val: ImageTensorDataset  # the validation split (as many images as the test subset), with the eval transform
 
 
 @dataclass
@@ -141,6 +163,8 @@ class Run:
     labels: torch.Tensor  # (N,) true test labels
     classes: list[str] = field(default_factory=list)
     train_counts: dict[str, int] = field(default_factory=dict)
+    val_probs: torch.Tensor | None = None  # (M, C) validation probabilities, when asked for
+    val_labels: torch.Tensor | None = None
 
     @property
     def preds(self) -> torch.Tensor:
@@ -184,9 +208,10 @@ def load_task(dataset: str, budget: Budget) -> Task:
         preprocessing = get_spec(budget.backbone).preprocessing.at(budget.image_size)
         splits = split_dataset(data, seed=budget.split_seed)
         test = limit_images(splits.test, budget.test_images, seed=budget.split_seed)
+        val = limit_images(splits.val, budget.test_images, seed=budget.split_seed)
         transform = eval_transform(preprocessing)
-        _TASKS[key] = Task(dataset, info.domain, list(data.classes),
-                           splits.train.with_transform(transform), test.with_transform(transform))
+        _TASKS[key] = Task(dataset, info.domain, list(data.classes), splits.train.with_transform(transform),
+                           test.with_transform(transform), val.with_transform(transform))
     return _TASKS[key]
 
 
@@ -220,20 +245,60 @@ def _check_weights(class_weights: Sequence[float] | torch.Tensor | None, num_cla
     return w
 
 
-def _probe(train_feats, test_feats, weights: torch.Tensor | None) -> torch.Tensor:
-    """Logistic regression on standardised features; returns test probabilities (N, C)."""
+def _probe(train_feats, eval_feats: list, weights: torch.Tensor | None) -> list[torch.Tensor]:
+    """Logistic regression on standardised features; the probabilities (N, C) of each of ``eval_feats``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     xtr, ytr = train_feats.numpy()
-    xte, _ = test_feats.numpy()
     class_weight = None if weights is None else {i: float(v) for i, v in enumerate(weights)}
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight=class_weight))
     clf.fit(xtr, ytr)
-    probs = np.zeros((len(xte), max(int(ytr.max()) + 1, len(train_feats.classes))), dtype=np.float32)
-    probs[:, clf.classes_] = clf.predict_proba(xte)
-    return torch.from_numpy(probs)
+    out = []
+    for feats in eval_feats:
+        x, _ = feats.numpy()
+        probs = np.zeros((len(x), max(int(ytr.max()) + 1, len(train_feats.classes))), dtype=np.float32)
+        probs[:, clf.classes_] = clf.predict_proba(x)
+        out.append(torch.from_numpy(probs))
+    return out
+
+
+def _pool_rows(task: Task, train: ImageTensorDataset) -> torch.Tensor:
+    """Where the images of ``train`` (a sample of ``task.train``) sit in the pool, by path."""
+    where = {path: i for i, path in enumerate(task.train.paths)}
+    missing = [p for p in train.paths if p not in where]
+    if missing:
+        raise InvalidParameterError(
+            f"{len(missing)} training image(s) are not in {task.name}'s training pool (e.g. {missing[0]!r}); "
+            "draw the sample from load_task(...).train with training_sample()."
+        )
+    return torch.tensor([where[p] for p in train.paths], dtype=torch.long)
+
+
+def _frozen_rows(model: nn.Module, task: Task, train: ImageTensorDataset, evaluated: list[ImageTensorDataset],
+                 stage: str | None, device: torch.device, pooled: bool, cache_pool: bool, progress: bool):
+    """Frozen-backbone outputs for the sample and for each of ``evaluated`` (the test subset, and
+    the validation split when asked for); with ``cache_pool`` computed once for the whole pool.
+
+    ``stage=None``: the penultimate features; otherwise the activations after ``stage``,
+    globally average-pooled when ``pooled`` (what a probe reads) or raw (what the top trains on).
+    """
+    from .features import FeatureSet
+
+    if cache_pool:
+        pool = extract_features(model, task.train, stage=stage, device=device, progress=progress)
+        rows = _pool_rows(task, train)
+    else:
+        pool = extract_features(model, train, stage=stage, device=device, progress=progress)
+        rows = torch.arange(len(train))
+
+    def shaped(x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3)) if pooled and x.ndim == 4 else x
+
+    others = [extract_features(model, d, stage=stage, device=device, progress=progress) for d in evaluated]
+    return (FeatureSet(shaped(pool.features[rows]), pool.labels[rows], pool.classes),
+            [FeatureSet(shaped(f.features), f.labels, f.classes) for f in others])
 
 
 def _recalibrate_bn(module: nn.Module, train: Any, device: torch.device) -> None:
@@ -255,6 +320,7 @@ def run_strategy(
     *,
     max_train: int | None = None,
     class_weights: Sequence[float] | torch.Tensor | None = None,
+    validation: bool = False,
     progress: bool = False,
 ) -> Run:
     """Train ``strategy`` on ``n_per_class`` images per class of ``dataset`` with ``seed``; test it.
@@ -262,6 +328,8 @@ def run_strategy(
     Everything else comes from ``budget``, so two runs differ only in what you pass here.
     ``class_weights`` (one positive number per class) weights the loss,
     ``nn.CrossEntropyLoss(weight=...)`` for the networks and ``class_weight`` for the probe.
+    ``validation``: also predict the task's validation images (``Run.val_probs``), e.g. to fit
+    a temperature (:mod:`tlcourse.calibration`) without touching the test images.
     """
     if strategy not in STRATEGIES:
         raise unknown_name("strategy", strategy, STRATEGIES)
@@ -270,62 +338,95 @@ def run_strategy(
     train = training_sample(task, n_per_class, seed, max_train)
     weights = _check_weights(class_weights, len(task.classes))
     device = pick_device(budget.device)
+    evaluated = [task.test, task.val] if validation else [task.test]
     seed_everything(seed)
     start = time.perf_counter()
     model, _ = create_model(budget.backbone, len(task.classes), pretrained=strategy != "scratch", seed=seed)
     fit_args = dict(epochs=budget.epochs, lr=budget.lr, batch_size=budget.batch_size, device=device,
                     seed=seed, progress=progress, label=f"{strategy} on {dataset}",
                     criterion=nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None))
-    if strategy == "linear_probe":
+    if strategy in PROBES:
         for p in model.parameters():
             p.requires_grad = False
-        train_feats = extract_features(model, train, device=device, progress=progress)
-        test_feats = extract_features(model, task.test, device=device, progress=progress)
-        probs = _probe(train_feats, test_feats, weights)
+        stage = budget.probe_stage if strategy == "stage_probe" else None
+        train_feats, eval_feats = _frozen_rows(model, task, train, evaluated, stage, device, True, budget.cache_pool, progress)
+        probs_of = _probe(train_feats, eval_feats, weights)
         trainable = train_feats.dim * len(task.classes) + len(task.classes)
     elif strategy == "partial":
         bottom, top = split_at(model, budget.boundary)
         for p in bottom.parameters():
             p.requires_grad = False
-        train_acts = extract_features(model, train, stage=budget.boundary, device=device, progress=progress)
-        test_acts = extract_features(model, task.test, stage=budget.boundary, device=device, progress=progress)
+        train_acts, eval_acts = _frozen_rows(model, task, train, evaluated, budget.boundary, device, False,
+                                             budget.cache_pool, progress)
         fit(top, train_acts, **fit_args)
         if budget.recalibrate_bn:
             _recalibrate_bn(top, train_acts, device)
-        probs = evaluate(top, test_acts, device=device)["probs"]
+        probs_of = [evaluate(top, acts, device=device)["probs"] for acts in eval_acts]
         trainable = sum(p.numel() for p in top.parameters() if p.requires_grad)
     else:  # full fine-tuning or from scratch: every layer trains
         fit(model, train, **fit_args)
         if budget.recalibrate_bn:
             _recalibrate_bn(model, train, device)
-        probs = evaluate(model, task.test, device=device)["probs"]
+        probs_of = [evaluate(model, d, device=device)["probs"] for d in evaluated]
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     seconds = time.perf_counter() - start
+    val_probs, val_labels = (probs_of[1].float().cpu(), task.val.labels.clone()) if validation else (None, None)
     return Run(
         dataset=dataset, domain=task.domain, strategy=strategy, n_per_class=n_per_class, seed=seed,
-        n_train=len(train), trainable_params=int(trainable), seconds=seconds, probs=probs.float().cpu(),
+        n_train=len(train), trainable_params=int(trainable), seconds=seconds, probs=probs_of[0].float().cpu(),
         labels=task.test.labels.clone(), classes=list(task.classes), train_counts=train.class_counts(),
+        val_probs=val_probs, val_labels=val_labels,
     )
+
+
+def _sizes_by_dataset(datasets: Sequence[str], sizes: Sequence[int] | Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
+    """``sizes`` for every dataset, or each dataset's own list (a pool of 240 ants and bees
+    cannot give the 1,000 X-rays per class that show what a large dataset changes)."""
+    if isinstance(sizes, Mapping):
+        unknown = [d for d in sizes if d not in datasets]
+        missing = [d for d in datasets if d not in sizes]
+        if unknown or missing:
+            raise InvalidParameterError(
+                f"run_grid: sizes has one list per dataset; missing {missing or 'none'}, not in datasets {unknown or 'none'}."
+            )
+        per = {d: sizes[d] for d in datasets}
+    else:
+        per = {d: sizes for d in datasets}
+    for d, values in per.items():
+        if isinstance(values, (str, bytes, Mapping)) or not len(values):
+            raise InvalidParameterError(f"run_grid: sizes for {d} must be a non-empty list, got {values!r}.")
+        for n in values:
+            int_at_least(n, f"sizes for {d}", 1)
+    return {d: [int(n) for n in values] for d, values in per.items()}
 
 
 def run_grid(
     datasets: Sequence[str],
-    sizes: Sequence[int],
+    sizes: Sequence[int] | Mapping[str, Sequence[int]],
     strategies: Sequence[str],
     seeds: Sequence[int],
     budget: Budget,
     *,
+    largest: Mapping[str, int] | None = None,
+    validation: bool = False,
     progress: bool = True,
     keep_runs: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, list[Run]]:
     """Every combination of dataset x images-per-class x strategy x seed, one row per run.
+
+    ``sizes`` is one list for every dataset, or a mapping dataset -> its own list.
+    ``largest`` (strategy -> images per class) skips a strategy above that size: full
+    fine-tuning and training from scratch cost time in proportion to the images, the cached
+    strategies hardly do, so a grid can afford the cheap ones on the large column and the
+    costly ones only where they fit. A skipped cell is absent from the table (blank in
+    :func:`decision_table`), never filled in. ``validation`` is passed on to :func:`run_strategy`.
 
     The table has the columns of :meth:`Run.row`. With ``keep_runs`` the :class:`Run` objects
     (test probabilities included) come back too, as ``(table, runs)``.
     """
     from tqdm.auto import tqdm
 
-    for what, values in (("datasets", datasets), ("sizes", sizes), ("strategies", strategies), ("seeds", seeds)):
+    for what, values in (("datasets", datasets), ("strategies", strategies), ("seeds", seeds)):
         if isinstance(values, (str, bytes)) or not len(values):
             raise InvalidParameterError(f"run_grid: {what} must be a non-empty list, got {values!r}.")
     for s in strategies:
@@ -333,12 +434,19 @@ def run_grid(
             raise unknown_name("strategy", s, STRATEGIES)
     for name in datasets:
         get_info(name)
-    combos = [(d, n, s, seed) for seed in seeds for d in datasets for n in sizes for s in strategies]
+    per_dataset = _sizes_by_dataset(datasets, sizes)
+    largest = dict(largest or {})
+    for s, n in largest.items():
+        if s not in strategies:
+            raise unknown_name("strategy in largest", s, strategies)
+        int_at_least(n, f"largest[{s!r}]", 1)
+    combos = [(d, n, s, seed) for seed in seeds for d in datasets for n in per_dataset[d] for s in strategies
+              if n <= largest.get(s, n)]
     runs: list[Run] = []
     bar = tqdm(combos, desc="runs", disable=not progress)
     for d, n, s, seed in bar:
         bar.set_postfix_str(f"{d}, {n}/class, {s}, seed {seed}")
-        runs.append(run_strategy(s, d, n, seed, budget))
+        runs.append(run_strategy(s, d, n, seed, budget, validation=validation))
     table = pd.DataFrame([r.row() for r in runs])
     return (table, runs) if keep_runs else table
 
@@ -424,6 +532,7 @@ def explore(runs: pd.DataFrame, metric: str = "acc"):
 __all__ = [
     "Budget",
     "METRICS",
+    "PROBES",
     "Run",
     "STRATEGIES",
     "Task",

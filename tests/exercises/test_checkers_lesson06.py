@@ -76,3 +76,45 @@ def test_seed_summary(ex, probe_grid):
 def test_seed_spread_refuses_a_bad_runs_table():
     with pytest.raises(InvalidParameterError):
         seed_spread(pd.DataFrame(), pd.DataFrame({"acc": [0.5]}))
+
+
+def _two_strategy_runs() -> pd.DataFrame:
+    """Three seeds per strategy in three cells: a clear winner, an overlap, and a trap where the
+    runner-up by mean is beaten but a third strategy's best seed is not."""
+    rows = []
+    cells = {
+        ("pneumoniamnist", 10): {"linear_probe": [0.70, 0.72, 0.74], "stage_probe": [0.80, 0.82, 0.84]},
+        ("pneumoniamnist", 500): {"linear_probe": [0.80, 0.84, 0.88], "partial": [0.82, 0.85, 0.86]},
+        ("hymenoptera", 10): {"linear_probe": [0.80, 0.81, 0.82], "stage_probe": [0.70, 0.71, 0.72],
+                              "partial": [0.55, 0.60, 0.83]},
+    }
+    for (dataset, n), strategies in cells.items():
+        for strategy, accs in strategies.items():
+            for seed, acc in enumerate(accs):
+                rows.append({"dataset": dataset, "n_per_class": n, "strategy": strategy, "seed": seed, "acc": acc})
+    return pd.DataFrame(rows)
+
+
+def test_clear_winner(ex):
+    runs = _two_strategy_runs()
+    right = {("pneumoniamnist", 10): "stage_probe", ("pneumoniamnist", 500): None, ("hymenoptera", 10): None}
+    fb = ex.grade("clear_winner", clear=right, runs=runs)
+    assert fb.correct and "1 of 3" in fb.message
+    by_mean = {("pneumoniamnist", 10): "stage_probe", ("pneumoniamnist", 500): "partial", ("hymenoptera", 10): "linear_probe"}
+    fb = ex.grade("clear_winner", clear=by_mean, runs=runs)
+    assert not fb.correct and "min with max" in fb.message
+    fb = ex.grade("clear_winner", clear=dict.fromkeys(right), runs=runs)
+    assert not fb.correct and "some do" in fb.message
+    runner_up_only = {**right, ("hymenoptera", 10): "linear_probe"}  # beats stage_probe, not partial's 0.83
+    fb = ex.grade("clear_winner", clear=runner_up_only, runs=runs)
+    assert not fb.correct and "runner-up by mean only" in fb.message
+    fb = ex.grade("clear_winner", clear={("pneumoniamnist", 10): "stage_probe"}, runs=runs)
+    assert not fb.correct and "one per cell" in fb.message
+    assert not ex.grade("clear_winner", clear=[("pneumoniamnist", 10)], runs=runs).correct
+    with pytest.raises(InvalidParameterError, match="run_grid"):
+        ex.grade("clear_winner", clear=right, runs=runs.drop(columns="seed"))
+
+
+def test_earlier_stage_reason(ex):
+    assert ex.grade("earlier_stage_reason", "a").correct
+    assert not ex.grade("earlier_stage_reason", "b").correct  # stage4 is narrower (96) than the top (1,280)

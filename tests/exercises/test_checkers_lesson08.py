@@ -91,3 +91,59 @@ def test_metric_checkers_name_malformed_inputs(labels, preds, words):
     assert not fb.correct and words in fb.message, fb.message
     fb = threshold_for_recall(0.5, preds, labels, target=0.9)  # the same parsing, with scores first
     assert not fb.correct
+
+
+def test_calibration_choices(ex):
+    assert ex.grade("temperature_keeps_accuracy", "a").correct
+    assert not ex.grade("temperature_keeps_accuracy", "b").correct
+    assert ex.grade("calibrated_threshold", "a").correct
+    assert not ex.grade("calibrated_threshold", "c").correct
+
+
+def test_ece_by_hand(ex, probe_grid):
+    from tlcourse.calibration import expected_calibration_error, reliability_bins
+
+    _, runs = probe_grid
+    run = runs[0]
+    right = expected_calibration_error(run.probs, run.labels, 10)
+    assert ex.grade("ece_by_hand", value=right, probs=run.probs, labels=run.labels).correct
+    bins = reliability_bins(run.probs, run.labels, 10)
+    used = bins[bins["count"] > 0]
+    gaps = (used["accuracy"] - used["confidence"]).abs()
+    if len(used) > 1 and not np.isclose(gaps.mean(), right):
+        fb = ex.grade("ece_by_hand", value=float(gaps.mean()), probs=run.probs, labels=run.labels)
+        assert not fb.correct and "equal weights" in fb.message
+    # a hand-made case where every mistake gives a different number
+    p = torch.tensor([0.95, 0.95, 0.95, 0.95, 0.35, 0.35, 0.15, 0.45, 0.55], dtype=torch.float64)
+    probs, labels = torch.stack([1 - p, p], 1), torch.tensor([1, 1, 1, 0, 0, 1, 1, 1, 1])
+    fb = ex.grade("ece_by_hand", value=float(gaps.max()) + 1, probs=probs, labels=labels)
+    assert not fb.correct
+    b = reliability_bins(probs, labels, 10)
+    b = b[b["count"] > 0]
+    g = (b["accuracy"] - b["confidence"]).abs()
+    fb = ex.grade("ece_by_hand", value=float(g.max()), probs=probs, labels=labels)
+    assert not fb.correct and "largest gap" in fb.message
+    from tlcourse.exercises.checkers.lesson08 import _positive_class_ece
+
+    fb = ex.grade("ece_by_hand", value=_positive_class_ece(probs, labels, 10), probs=probs, labels=labels)
+    assert not fb.correct and "predicted" in fb.message
+    assert not ex.grade("ece_by_hand", value="0.1", probs=probs, labels=labels).correct
+
+
+def test_temperature_on_validation(ex, probe_grid):
+    from tlcourse.calibration import fit_temperature, logits_from_probs
+
+    _, runs = probe_grid
+    val, test = runs[3], runs[4]  # two real probes' predictions: one plays validation, one test
+    args = dict(val_probs=val.probs, val_labels=val.labels, test_probs=test.probs, test_labels=test.labels)
+    right = fit_temperature(logits_from_probs(val.probs), val.labels)
+    on_test = fit_temperature(logits_from_probs(test.probs), test.labels)
+    assert abs(right - on_test) / right > 0.05  # the two fits differ, so the mistake can be named
+    assert ex.grade("temperature_on_validation", temperature=right * 1.01, **args).correct
+    fb = ex.grade("temperature_on_validation", temperature=on_test, **args)
+    assert not fb.correct and "test images" in fb.message
+    fb = ex.grade("temperature_on_validation", temperature=1.0, **args)
+    assert not fb.correct and "T = 1" in fb.message
+    fb = ex.grade("temperature_on_validation", temperature=1 / right, **args)
+    assert not fb.correct and "1 / T" in fb.message
+    assert not ex.grade("temperature_on_validation", temperature=-2.0, **args).correct

@@ -59,7 +59,7 @@ def test_strategies_bars_seeds_and_chance():
     assert [bar.get_height() for bar in ax.patches] == pytest.approx([means[s] for s in STRATEGIES])
     assert [t.get_text() for t in ax.get_xticklabels()] == list(STRATEGIES.values())
     dots = [c for c in ax.collections if isinstance(c, PathCollection)]
-    assert [len(d.get_offsets()) for d in dots] == [3, 3, 3, 3]  # one dot per seed
+    assert [len(d.get_offsets()) for d in dots] == [3] * len(STRATEGIES)  # one dot per seed
     chance = [line for line in ax.get_lines() if line.get_label().startswith("chance")]
     assert chance[0].get_ydata()[0] == pytest.approx(1 / len(get_info(DATASET).class_names))
     assert column_label(table, DATASET, 3) in ax.get_title() and "3 seed(s)" in ax.get_title()

@@ -9,7 +9,8 @@ One module per family of figures:
 - :mod:`.predictions`: image grids, top-k predictions, the confusion matrix and the
   misclassified images;
 - :mod:`.gradcam`: Grad-CAM heatmaps (where the evidence for a class came from);
-- :mod:`.strategies`: heatmaps of experiment tables and the bars of one strategy comparison.
+- :mod:`.strategies`: heatmaps of experiment tables and the bars of one strategy comparison;
+- :mod:`.calibration`: the reliability diagram (its numbers: :mod:`tlcourse.calibration`).
 
 Every function returns a :class:`matplotlib.figure.Figure` and never calls ``plt.show()``:
 a notebook displays the returned figure, a script can ``fig.savefig(...)``, and tests run
@@ -24,6 +25,7 @@ datasets hold), a list of such tensors, PIL images, or ``uint8`` NumPy arrays ``
 The lessons use ``from tlcourse import plots as vis`` and call ``vis.plot_history(...)``. The
 numbers behind the confusion matrix are a metric: :func:`tlcourse.metrics.confusion_counts`.
 """
+from .calibration import plot_reliability
 from .curves import plot_history, plot_learning_curve, plot_lr_range
 from .gradcam import grad_cam, plot_grad_cam
 from .learned import first_rgb_conv, plot_feature_maps, plot_first_layer_filters
@@ -46,6 +48,7 @@ __all__ = [
     "plot_lr_range",
     "plot_lr_per_stage",
     "plot_misclassified",
+    "plot_reliability",
     "plot_stage_diagram",
     "plot_strategies",
     "show_predictions",

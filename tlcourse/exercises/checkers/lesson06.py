@@ -1,5 +1,9 @@
-"""Checkers for lesson 06 (the decision matrix): the spread of a result over seeds.
+"""Checkers for lesson 06 (the decision matrix): the spread of a result over seeds, and which cells
+have a clear winner.
 
+:func:`clear_winners` recomputes, per dataset x size, the strategy whose worst seed beats every other
+strategy's best seed (or ``None``), and names the usual mistakes: a winner named by the mean alone,
+no winner anywhere, a comparison with the runner-up by mean only.
 :func:`seed_spread` recomputes the mean and standard deviation over seeds per dataset x size x
 strategy from the learner's own runs table and, when the answer is wrong, names the likely
 mistake: grouped by the wrong columns, the population instead of the sample standard deviation,
@@ -66,4 +70,50 @@ def seed_spread(summary: Any, runs: Any, metric: str = "acc") -> Feedback:
                           f"{runs['seed'].nunique()} seeds.")
 
 
-__all__ = ["seed_spread"]
+def _clear_winners(runs: Any, metric: str, rivals: str = "all") -> dict[tuple[str, int], str | None]:
+    """Per cell: the best-by-mean strategy if its min beats the max of the others (``rivals="all"``)
+    or of the runner-up by mean only (``rivals="second"``); else ``None``."""
+    out: dict[tuple[str, int], str | None] = {}
+    stats = runs.groupby(_CELL)[metric].agg(["mean", "min", "max"])
+    for (dataset, n), cell in stats.groupby(level=[0, 1], sort=False):
+        cell = cell.droplevel([0, 1]).sort_values("mean", ascending=False)
+        best, others = cell.index[0], cell.iloc[1:]
+        if rivals == "second":
+            others = others.iloc[:1]
+        out[(dataset, int(n))] = best if len(others) and cell.loc[best, "min"] > others["max"].max() else None
+    return out
+
+
+@register_checker
+def clear_winners(clear: Any, runs: Any, metric: str = "acc") -> Feedback:
+    """``clear`` maps every ``(dataset, n_per_class)`` cell of ``runs`` to the strategy whose worst seed
+    beats every other strategy's best seed on ``metric``, or ``None`` where the ranges overlap."""
+    import pandas as pd
+
+    if not isinstance(runs, pd.DataFrame) or not set(_CELL + ["seed", metric]) <= set(runs.columns):
+        raise InvalidParameterError(f"clear_winners needs run_grid's table with columns {_CELL + ['seed', metric]}.")
+    if not isinstance(clear, dict):
+        return Feedback(False, f"clear must be a dict (dataset, n_per_class) -> strategy name or None; got {type(clear).__name__}.")
+    right = _clear_winners(runs, metric)
+    given = {(str(k[0]), int(k[1])) if isinstance(k, tuple) and len(k) == 2 else k: v for k, v in clear.items()}
+    if set(given) != set(right):
+        return Feedback(False, f"clear has the keys {sorted(map(str, given))}; expected one per cell: {sorted(map(str, right))}.")
+    if given == right:
+        named = sum(v is not None for v in right.values())
+        return Feedback(True, f"Right: {named} of {len(right)} cells have a clear winner; in the others the seed ranges overlap.")
+    by_mean = runs.groupby(_CELL)[metric].mean()
+    mean_best = {cell: by_mean.loc[cell].idxmax() for cell in right}
+    if given == mean_best:
+        return Feedback(False, "You named the best mean in every cell. A winner is clear only when its worst seed beats every "
+                               "other strategy's best seed: compare min with max, not the means.")
+    if all(v is None for v in given.values()):
+        return Feedback(False, "No cell has a winner in your answer, but some do: find the cells where the best strategy's "
+                               "min is above every other strategy's max.")
+    if given == _clear_winners(runs, metric, rivals="second"):
+        return Feedback(False, "You compared the best strategy with the runner-up by mean only. Another strategy can have a "
+                               "lower mean and a higher best seed: compare with the max of every other strategy.")
+    wrong = [f"{k}: {given[k]!r} (expected {right[k]!r})" for k in right if given[k] != right[k]]
+    return Feedback(False, f"Not every cell is right: {'; '.join(wrong[:3])}.")
+
+
+__all__ = ["clear_winners", "seed_spread"]

@@ -8,7 +8,11 @@ names the likely mistake rather than just "wrong":
 - :func:`balanced_accuracy_value`: the mean of the per-class recalls (plain accuracy, one
   class's recall, precision);
 - :func:`threshold_for_recall`: the highest threshold whose recall still reaches a target
-  (too high: misses the target; needlessly low: more false alarms than necessary).
+  (too high: misses the target; needlessly low: more false alarms than necessary);
+- :func:`ece_value`: the expected calibration error by hand (bins not weighted by their size, the
+  positive class's probability instead of the confidence, the largest gap instead of the mean);
+- :func:`temperature_value`: a temperature fitted on the validation predictions (fitted on the
+  test images, not fitted at all, the inverse).
 """
 from __future__ import annotations
 
@@ -124,4 +128,69 @@ def threshold_for_recall(threshold: Any, scores: Any, labels: Any, target: float
                            f"(precision {precision(best):.1%} instead of {precision(t):.1%}).")
 
 
-__all__ = ["balanced_accuracy_value", "class_weighted_loss", "threshold_for_recall"]
+
+
+def _positive_class_ece(probs: Any, labels: Any, n_bins: int) -> float:
+    """The mistake of binning P(class 1) and comparing it with the share of class 1 (a reliability
+    curve of one class, not the confidence ECE)."""
+    p = np.asarray(probs, dtype=float)[:, 1]
+    y = np.asarray(labels, dtype=float)
+    which = np.clip((p * n_bins).astype(int), 0, n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        inside = which == b
+        if inside.any():
+            total += inside.mean() * abs(y[inside].mean() - p[inside].mean())
+    return float(total)
+
+
+@register_checker
+def ece_value(value: Any, probs: Any, labels: Any, n_bins: int = 10) -> Feedback:
+    """``value`` is the expected calibration error of ``probs`` (N, 2) against ``labels`` with
+    ``n_bins`` equal-width bins of the confidence (the probability of the predicted class)."""
+    from ...calibration import reliability_bins
+
+    if not is_number(value):
+        return Feedback(False, f"ece must be a number, got {type(value).__name__}.")
+    bins = reliability_bins(probs, labels, n_bins)
+    used = bins[bins["count"] > 0]
+    gaps = (used["accuracy"] - used["confidence"]).abs()
+    right = float((gaps * used["count"]).sum() / used["count"].sum())
+    if _close(value, right, 1e-4):
+        return Feedback(True, f"Right: ECE = {right:.4f} over {len(used)} non-empty bins.")
+    if _close(value, float(gaps.mean()), 1e-4):
+        return Feedback(False, "You averaged the bins' gaps with equal weights. Weight each bin by its share of the "
+                               "predictions: a bin with 2 images must not count as much as one with 100.")
+    if _close(value, float(gaps.max()), 1e-4):
+        return Feedback(False, "That is the largest gap of any bin (the maximum calibration error), not the weighted mean.")
+    if _close(value, _positive_class_ece(probs, labels, n_bins), 1e-4):
+        return Feedback(False, "You binned P(class 1). The ECE bins the confidence: the probability of the *predicted* "
+                               "class, probs.max(1), compared with whether that prediction was right.")
+    return Feedback(False, f"{float(value):.4f} is not the expected calibration error of these predictions.")
+
+
+@register_checker
+def temperature_value(temperature: Any, val_probs: Any, val_labels: Any, test_probs: Any, test_labels: Any) -> Feedback:
+    """``temperature`` minimises the cross-entropy of ``softmax(log(val_probs) / T)`` on the validation
+    labels (2% tolerance, so a fine grid search passes)."""
+    from ...calibration import fit_temperature, logits_from_probs
+
+    if not is_number(temperature) or not float(temperature) > 0:
+        return Feedback(False, f"temperature must be a positive number, got {temperature!r}.")
+    t = float(temperature)
+    right = fit_temperature(logits_from_probs(val_probs), val_labels)
+    if math.isclose(t, right, rel_tol=0.02):
+        return Feedback(True, f"Right: T = {right:.3f}, fitted on the validation predictions "
+                              f"({'softer' if right > 1 else 'sharper'} than the raw model).")
+    on_test = fit_temperature(logits_from_probs(test_probs), test_labels)
+    if math.isclose(t, on_test, rel_tol=0.02):
+        return Feedback(False, "This temperature was fitted on the test images. Fit it on the validation predictions, or "
+                               "the test set no longer measures how the calibrated model does on new images.")
+    if t == 1.0:
+        return Feedback(False, "T = 1 leaves the probabilities as they are: minimise the cross-entropy over T.")
+    if math.isclose(t, 1 / right, rel_tol=0.02):
+        return Feedback(False, "You found 1 / T: the logits are *divided* by the temperature, softmax(logits / T).")
+    return Feedback(False, f"T = {t:.3f} does not minimise the validation cross-entropy (the minimum is near T = {right:.2f}).")
+
+
+__all__ = ["balanced_accuracy_value", "class_weighted_loss", "ece_value", "temperature_value", "threshold_for_recall"]
