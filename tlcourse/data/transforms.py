@@ -36,6 +36,24 @@ def eval_transform(preprocessing: Preprocessing) -> Normalize:
     return Normalize(preprocessing)
 
 
+class Mirror:
+    """The image mirrored left-right, then ``transform``: a deterministic second view of a photo.
+
+    Deterministic, so a frozen backbone's output for it can be cached like the photo's own
+    (:func:`tlcourse.features.extract_mirror_pairs`): flip augmentation with no backbone pass
+    per epoch. ``transform`` must be deterministic too (an eval transform).
+    """
+
+    def __init__(self, transform) -> None:
+        self.inner = transform
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return self.inner(image.flip(-1))
+
+    def __repr__(self) -> str:
+        return f"Mirror({self.inner!r})"
+
+
 class _Augment:
     def __init__(self, ops: v2.Compose, preprocessing: Preprocessing, name: str) -> None:
         self.ops, self.normalize, self.name = ops, Normalize(preprocessing), name
