@@ -112,3 +112,32 @@ def test_the_model_can_be_fine_tuned_after_extraction_and_probing(small_plants):
     x = torch.stack([small_plants[i][0] for i in range(4)])
     m.train()(x).sum().backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+
+def test_mirror_pairs_hold_the_activations_of_each_photo_and_its_mirror_image(model, small_plants):
+    from tlcourse.data import Mirror
+    from tlcourse.features import MirrorPairs, extract_mirror_pairs
+
+    pairs = extract_mirror_pairs(model, small_plants, stage="stage3", device="cpu", progress=False)
+    bottom, _ = split_at(model, "stage3")
+    x = torch.stack([small_plants[i][0] for i in range(3)])
+    with torch.no_grad():
+        assert torch.allclose(pairs.photo.features[:3], bottom(x), atol=1e-4)
+        assert torch.allclose(pairs.mirror.features[:3], bottom(x.flip(-1)), atol=1e-4)
+    assert not torch.allclose(pairs.mirror.features[:3], pairs.photo.features[:3].flip(-1), atol=1e-3), \
+        "the network is not mirror-symmetric: the mirror's activations must be computed, not flipped"
+    torch.manual_seed(0)
+    drawn = [pairs[0][0] for _ in range(40)]
+    from_photo = sum(torch.equal(d, pairs.photo.features[0]) for d in drawn)
+    from_mirror = sum(torch.equal(d, pairs.mirror.features[0]) for d in drawn)
+    assert from_photo + from_mirror == 40 and 8 < from_photo < 32
+    torch.manual_seed(0)
+    assert all(torch.equal(a, pairs[0][0]) for a in drawn[:1])  # seeded: the same draws again
+    assert pairs[5][1] == int(small_plants.labels[5]) and len(pairs) == len(small_plants)
+
+    other = extract_features(model, small_plants.subset(range(10)), stage="stage3", progress=False)
+    with pytest.raises(CourseError, match="same photos in the same order"):
+        MirrorPairs(pairs.photo, other)
+    augmenting = small_plants.with_transform(Mirror(train_transform(get_spec("mobilenet_v2").preprocessing.at(64), "flip")))
+    with pytest.raises(CourseError, match="one random augmentation"):
+        extract_mirror_pairs(model, augmenting, progress=False)

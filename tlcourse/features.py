@@ -157,6 +157,57 @@ def extract_features(
     return result
 
 
+@dataclass
+class MirrorPairs(Dataset):
+    """Cached activations of each photo and of its mirror image; each item is one of the two,
+    drawn at random every time it is read.
+
+    That is random horizontal flipping, the augmentation that suits leaves, on cached
+    activations: the backbone ran twice per photo once, and every epoch after that costs only
+    the layers that train. (A network is not exactly mirror-symmetric, so the mirror's
+    activations are computed, not obtained by flipping the photo's.) The draw uses torch's
+    global generator, which :func:`tlcourse.train.fit` seeds: the same seed, the same views.
+    """
+
+    photo: FeatureSet
+    mirror: FeatureSet
+
+    def __post_init__(self) -> None:
+        if len(self.photo) != len(self.mirror) or not torch.equal(self.photo.labels, self.mirror.labels):
+            raise CourseError("MirrorPairs needs the photos' and their mirror images' activations of the same "
+                              "photos in the same order; build both with extract_mirror_pairs(model, data, ...).")
+
+    def __len__(self) -> int:
+        return len(self.photo)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        view = self.mirror if torch.rand(()) < 0.5 else self.photo
+        return view.features[i], int(view.labels[i])
+
+    @property
+    def classes(self) -> list[str]:
+        return self.photo.classes
+
+
+def extract_mirror_pairs(
+    model: nn.Module,
+    data: Dataset,
+    *,
+    stage: str | None = None,
+    batch_size: int = 64,
+    device: str | torch.device | None = "auto",
+    progress: bool = True,
+) -> MirrorPairs:
+    """:func:`extract_features` of ``data`` and of its mirror images (both cached), as :class:`MirrorPairs`."""
+    from .data.transforms import Mirror
+
+    _check_cacheable(data)
+    kwargs = {"stage": stage, "batch_size": batch_size, "device": device, "progress": progress}
+    photo = extract_features(model, data, **kwargs)
+    mirror = extract_features(model, data.with_transform(Mirror(data.transform)), **kwargs)
+    return MirrorPairs(photo, mirror)
+
+
 def clear_memory_cache() -> None:
     _MEMORY.clear()
 

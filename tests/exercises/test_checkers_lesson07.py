@@ -153,3 +153,26 @@ def test_export_file_right_and_typical_mistakes(ex: Exercises, export_case, tmp_
 
     fb = exported_model_file(tmp_path / "never_written.pt2", names, 64)  # the student notebook unanswered
     assert not fb.correct and "export_model(model, path" in fb.message
+
+
+def test_phase2_optimizer_head_highest_and_built_after_unfreezing(ex: Exercises, mobilenet) -> None:
+    model = mobilenet(15)
+    early = torch.optim.AdamW(model.classifier.parameters(), lr=1e-3)  # built before unfreezing
+    for p in model.parameters():
+        p.requires_grad = False
+    for module in (model.features[14:], model.classifier):
+        for p in module.parameters():
+            p.requires_grad = True
+    top = [p for p in model.features[14:].parameters() if p.requires_grad]
+    head = list(model.classifier.parameters())
+    right = torch.optim.AdamW([{"params": top, "lr": 1e-4}, {"params": head, "lr": 1e-3}])
+    assert ex.grade("phase2_optimizer", model=model, optimizer=right).correct
+
+    fb = ex.grade("phase2_optimizer", model=model, optimizer=early)  # the unfrozen stages never update
+    assert not fb.correct and "missing 39 of 41 trainable tensors" in fb.message
+    upside_down = torch.optim.AdamW([{"params": top, "lr": 3e-4}, {"params": head, "lr": 1e-4}])  # lesson 07's old rates
+    fb = ex.grade("phase2_optimizer", model=model, optimizer=upside_down)
+    assert not fb.correct and "expected head_lr = 0.001" in fb.message
+    one_rate = torch.optim.AdamW(top + head, lr=1e-3)
+    fb = ex.grade("phase2_optimizer", model=model, optimizer=one_rate)
+    assert not fb.correct and "mixes the head" in fb.message

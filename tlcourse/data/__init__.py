@@ -11,4 +11,4 @@ from .datasets import (
     take_per_class,
 )
 from .registry import DATASETS, DatasetInfo, get_info, is_available, locate
-from .transforms import AUGMENTATIONS, eval_transform, train_transform
+from .transforms import AUGMENTATIONS, Mirror, eval_transform, train_transform

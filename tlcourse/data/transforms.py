@@ -48,6 +48,8 @@ def is_augmenting(transform: object) -> bool:
     cache must refuse, since it would freeze one random draw forever."""
     if isinstance(transform, _Augment) or is_random_op(transform):
         return True
+    if isinstance(transform, Mirror):  # a mirror of a deterministic transform is deterministic
+        return is_augmenting(transform.inner)
     steps = getattr(transform, "transforms", None)
     return isinstance(steps, (list, tuple)) and any(is_augmenting(step) for step in steps)
 
@@ -55,6 +57,24 @@ def is_augmenting(transform: object) -> bool:
 def eval_transform(preprocessing: Preprocessing) -> Normalize:
     """The deterministic transform for validation, test and feature extraction."""
     return Normalize(preprocessing)
+
+
+class Mirror:
+    """The image mirrored left-right, then ``transform``: a deterministic second view of a photo.
+
+    Deterministic, so a frozen backbone's output for it can be cached like the photo's own
+    (:func:`tlcourse.features.extract_mirror_pairs`): flip augmentation with no backbone pass
+    per epoch. ``transform`` must be deterministic too (an eval transform).
+    """
+
+    def __init__(self, transform) -> None:
+        self.inner = transform
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return self.inner(image.flip(-1))
+
+    def __repr__(self) -> str:
+        return f"Mirror({self.inner!r})"
 
 
 class _Augment:
