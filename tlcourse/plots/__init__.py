@@ -9,7 +9,8 @@ One module per family of figures:
 - :mod:`.predictions`: image grids, top-k predictions, the confusion matrix and the
   misclassified images;
 - :mod:`.gradcam`: Grad-CAM heatmaps (where the evidence for a class came from);
-- :mod:`.strategies`: heatmaps of experiment tables and the bars of one strategy comparison.
+- :mod:`.strategies`: heatmaps of experiment tables and the bars of one strategy comparison;
+- :mod:`.folders`: images per class of a photo folder (the imbalance check's bar chart).
 
 Every function returns a :class:`matplotlib.figure.Figure` and never calls ``plt.show()``:
 a notebook displays the returned figure, a script can ``fig.savefig(...)``, and tests run
@@ -25,6 +26,7 @@ The lessons use ``from tlcourse import plots as vis`` and call ``vis.plot_histor
 numbers behind the confusion matrix are a metric: :func:`tlcourse.metrics.confusion_counts`.
 """
 from .curves import plot_history, plot_learning_curve
+from .folders import plot_class_counts
 from .gradcam import grad_cam, plot_grad_cam
 from .learned import first_rgb_conv, plot_feature_maps, plot_first_layer_filters
 from .predictions import plot_confusion_matrix, plot_image_grid, plot_misclassified, show_predictions
@@ -34,6 +36,7 @@ from .strategies import plot_heatmap, plot_strategies
 __all__ = [
     "STATUS_COLOURS",
     "first_rgb_conv",
+    "plot_class_counts",
     "grad_cam",
     "plot_confusion_matrix",
     "plot_feature_maps",
