@@ -9,6 +9,8 @@ from tlcourse.errors import CourseError
 from tlcourse.features import (
     clear_memory_cache,
     extract_features,
+    FeatureSet,
+    logistic_head,
     logistic_regression,
     probe_stages,
     train_linear_head,
@@ -98,3 +100,16 @@ def test_the_model_can_be_fine_tuned_after_extraction_and_probing(small_plants):
     x = torch.stack([small_plants[i][0] for i in range(4)])
     m.train()(x).sum().backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("classes", [15, 2])
+def test_logistic_head_is_scikit_learns_classifier_as_a_linear_layer(model, small_plants, classes):
+    """Standardisation folded into the weights; two classes become two symmetric logits."""
+    feats = extract_features(model, small_plants, progress=False)
+    keep = feats.labels < classes
+    subset = FeatureSet(feats.features[keep], feats.labels[keep], feats.classes[:classes])
+    head = logistic_head(subset, C=0.5)
+    sk = logistic_regression(subset, subset, C=0.5)["model"]
+    ours = head(subset.features).softmax(1).detach().numpy()
+    assert head.out_features == classes
+    assert ours == pytest.approx(sk.predict_proba(subset.numpy()[0]), abs=1e-4)
