@@ -50,7 +50,7 @@ def test_lesson_runs_on_greyscale_xrays_written_as_files(tmp_path: Path) -> None
     folder = _xray_folder(tmp_path / "xrays")
     result, entry = _run(tmp_path, folder)
     assert result.status == "ok", result.error
-    recorded = entry["results"]
+    recorded = entry["results"]["values"]
     assert recorded["n_classes"] == 2 and recorded["n_train"] + recorded["n_test"] < 60
     assert 0.0 <= recorded["test_accuracy"] <= 1.0
     findings = " ".join(recorded["findings"])
