@@ -343,7 +343,7 @@ def check_folder(
     if corrupt:
         findings.append(Finding(
             "unreadable image", ERROR,
-            f"{len(corrupt)} image file(s) could not be decoded: {'; '.join(corrupt[:SHOWN])}"
+            f"{len(corrupt)} image file(s) could not be decoded: {'; '.join(m.rstrip('.') for m in corrupt[:SHOWN])}"
             + (f"; and {len(corrupt) - SHOWN} more" if len(corrupt) > SHOWN else "")
             + ". Delete or replace them; they are never silently dropped.", tuple(corrupt)))
     report = FolderReport(
