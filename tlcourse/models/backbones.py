@@ -150,7 +150,8 @@ def cut_after(model: nn.Module, stage: str, num_classes: int, seed: int | None =
     it: :func:`tlcourse.features.probe_stages`). Each dropped stage becomes an identity (:class:`Dropped`)
     (for MobileNetV2's top: ``model.features[18] = nn.Identity()``), so the model keeps its
     structure, its stage names and its forward pass, now pooling ``stage``'s output into a
-    new seeded ``num_classes``-way linear head. Changes ``model`` in place and returns it.
+    new seeded ``num_classes``-way linear head (EfficientNet-Lite0's head applies its ReLU6 to
+    that output before pooling, as it did to the top's). Changes ``model`` in place and returns it.
     """
     spec = spec_for(model)
     names = [name for name, _ in spec.stages]
