@@ -9,6 +9,8 @@ from tlcourse.errors import CourseError
 from tlcourse.features import (
     clear_memory_cache,
     extract_features,
+    FeatureSet,
+    logistic_head,
     logistic_regression,
     probe_stages,
     train_linear_head,
@@ -141,3 +143,16 @@ def test_mirror_pairs_hold_the_activations_of_each_photo_and_its_mirror_image(mo
     augmenting = small_plants.with_transform(Mirror(train_transform(get_spec("mobilenet_v2").preprocessing.at(64), "flip")))
     with pytest.raises(CourseError, match="one random augmentation"):
         extract_mirror_pairs(model, augmenting, progress=False)
+
+
+@pytest.mark.parametrize("classes", [15, 2])
+def test_logistic_head_is_scikit_learns_classifier_as_a_linear_layer(model, small_plants, classes):
+    """Standardisation folded into the weights; two classes become two symmetric logits."""
+    feats = extract_features(model, small_plants, progress=False)
+    keep = feats.labels < classes
+    subset = FeatureSet(feats.features[keep], feats.labels[keep], feats.classes[:classes])
+    head = logistic_head(subset, C=0.5)
+    sk = logistic_regression(subset, subset, C=0.5)["model"]
+    ours = head(subset.features).softmax(1).detach().numpy()
+    assert head.out_features == classes
+    assert ours == pytest.approx(sk.predict_proba(subset.numpy()[0]), abs=1e-4)

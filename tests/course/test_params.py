@@ -17,6 +17,8 @@ GOOD = dict(
     device="cpu",
     lr=1e-3,
     max_images=16,
+    dataset="plantvillage",
+    data_dir=None,
 )
 
 
@@ -52,6 +54,10 @@ def test_unknown_names_are_notebook_specific_and_pass_through():
         ("lr", "1e-3", "> 0"),
         ("max_images", 0, "or None"),
         ("backbone", "resnet", "mobilenet_v2"),
+        ("dataset", "plant_village", "tlcourse data list"),
+        ("dataset", "/no/such/photos", "does not exist"),
+        ("data_dir", "/no/such/photos", "absolute path is safest"),
+        ("data_dir", 3, "one sub-folder of photos per class"),
     ],
 )
 def test_bad_values_name_parameter_value_range_and_fix(name, value, range_text):
@@ -93,3 +99,16 @@ def test_a_learning_rate_too_large_for_a_float_is_refused_not_a_crash():
         check_parameters(lr=10**400)
     assert parameter_problems({"lr": float("nan")}) == [
         "lr=nan is not valid: lr must be a number > 0 (e.g. 1e-3)."]
+
+
+def test_dataset_parameters_take_a_folder_and_the_runner_makes_it_absolute(tmp_path, monkeypatch):
+    from tlcourse.course.params import absolute_folders
+
+    (tmp_path / "photos").mkdir()
+    assert check_parameters(dataset=str(tmp_path / "photos"), data_dir=str(tmp_path / "photos"))
+    monkeypatch.chdir(tmp_path)
+    assert absolute_folders({"dataset": "photos", "data_dir": "photos", "epochs": 1}) == {
+        "dataset": str(tmp_path / "photos"), "data_dir": str(tmp_path / "photos"), "epochs": 1}
+    assert absolute_folders({"dataset": "plantvillage"}) == {"dataset": "plantvillage"}
+    with pytest.raises(InvalidParameterError, match="is not a folder"):
+        check_parameters(dataset=str(__file__))

@@ -170,23 +170,35 @@ def test_corrupt_images_are_named_never_dropped(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("problem", ["non-image file", "empty class", "single class"])
 def test_dataset_folder_problems_name_the_file_or_class(tmp_path: Path, problem: str) -> None:
+    """The folder checks (tlcourse/data/folder_checks.py) run first: errors refuse, warnings name."""
     if problem == "single class":
-        root = image_folder(tmp_path / "leaves", 2, classes=CLASSES[:1])
+        root = image_folder(tmp_path / "leaves", 3, classes=CLASSES[:1])
     else:
-        root = image_folder(tmp_path / "leaves", 2)
+        root = image_folder(tmp_path / "leaves", 3)
     if problem == "non-image file":
         (root / CLASSES[2] / "labels.csv").write_text("file,label\n")
     if problem == "empty class":
         (root / "Tomato_healthy").mkdir()
     before = snapshot(root)
+    if problem == "non-image file":
+        with pytest.warns(UserWarning, match=f"skipped: {CLASSES[2]}/labels.csv"):
+            data = load_image_folder(root, 32, progress=False)
+        assert len(data) == 9 and not any(p.endswith(".csv") for p in data.paths)
+        assert snapshot(root) == before
+        return
     with pytest.raises(CourseError) as info:
         load_image_folder(root, 32, progress=False)
     message = str(info.value)
-    if problem == "non-image file":
-        assert f"Class folder {root / CLASSES[2]} holds files that are not images: labels.csv" in message
-        assert "Move them out" in message
-    elif problem == "empty class":
-        assert f"Class folder {root / 'Tomato_healthy'} is empty" in message
+    if problem == "empty class":
+        assert "empty class: class folder(s) with no usable image: Tomato_healthy" in message
     else:
-        assert f"has 1 class folder(s) ({CLASSES[0]})" in message and "at least two" in message
+        assert f"has 1 class folder(s) ({CLASSES[0]})" in message and "at least two classes" in message
     assert snapshot(root) == before
+
+
+def test_a_folder_path_works_wherever_a_dataset_name_does(tmp_path: Path) -> None:
+    root = image_folder(tmp_path / "leaves", 3)
+    by_path = load_dataset(str(root), 32, progress=False)
+    assert by_path.classes == sorted(CLASSES) and len(by_path) == 9
+    assert torch.equal(by_path.images, load_image_folder(root, 32, progress=False).images)  # the cache
+    assert locate(str(root)) == root.resolve()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from tlcourse.errors import InvalidParameterError
+from tlcourse.errors import CourseError, InvalidParameterError
 from tlcourse.models import (
     OFFLINE_BACKBONES,
     create_model,
@@ -85,3 +85,25 @@ def test_bad_num_classes():
 def test_num_classes_may_be_a_numpy_integer():
     model, _ = create_model("mobilenet_v2", np.int64(3), pretrained=False)
     assert get_head(model).out_features == 3
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_lite0"])
+def test_cut_after_reads_the_head_from_an_earlier_stage(backbone, leaf_batch):
+    """The stages above the cut become identities; the new head reads the cut stage's pooled output."""
+    from tlcourse.models import create_model, cut_after, get_head, pooled_features, split_at
+
+    model, _ = create_model(backbone, 3, seed=0)
+    model.eval()
+    images = get_spec(backbone).preprocessing.at(64).normalize(leaf_batch[:4])
+    with torch.no_grad():
+        bottom, _ = split_at(model, "stage5")
+        # EfficientNet-Lite0's head applies its activation (ReLU6) before pooling, to whatever reaches it
+        act = nn.ReLU6() if backbone == "efficientnet_lite0" else nn.Identity()
+        expected = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(act(bottom(images)), 1), 1)
+    cut_after(model, "stage5", 3, seed=0)
+    assert get_head(model).in_features == expected.shape[1]
+    with torch.no_grad():
+        assert torch.allclose(pooled_features(model, images), expected, atol=1e-5)
+        assert model(images).shape == (4, 3)
+    with pytest.raises(CourseError, match="Unknown stage"):
+        cut_after(model, "stage9", 3)

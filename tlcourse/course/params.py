@@ -17,6 +17,7 @@ bad ``-p`` or profile value fails before the first kernel starts.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,8 @@ COMMON_PARAMETERS: dict[str, str] = {
     "device": "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'",
     "lr": "a number > 0 (e.g. 1e-3)",
     "max_images": "an integer >= 1, or None for no limit",
+    "dataset": "a course dataset (tlcourse data list) or an existing folder with one sub-folder of photos per class",
+    "data_dir": "an existing folder with one sub-folder of photos per class, or None for the lesson's own",
 }
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda|mps|cuda:\d+)$")
@@ -68,6 +71,20 @@ def _backbone(value: Any) -> bool:
     return isinstance(value, str) and value in _backbone_names()
 
 
+def _folder(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and Path(value).expanduser().is_dir()
+
+
+def _dataset_name(value: str) -> bool:
+    from ..data.registry import DATASETS  # here: the data package imports torch
+
+    return value in DATASETS
+
+
+def _dataset(value: Any) -> bool:
+    return isinstance(value, str) and (_dataset_name(value) or _folder(value))
+
+
 _RULES: dict[str, Callable[[Any], bool]] = {
     "backbone": _backbone,
     "image_size": _image_size,
@@ -78,7 +95,26 @@ _RULES: dict[str, Callable[[Any], bool]] = {
     "device": _device,
     "lr": is_positive_number,  # NaN and infinity are refused too
     "max_images": _int_at_least(1, allow_none=True),
+    "dataset": _dataset,
+    "data_dir": lambda value: value is None or _folder(value),
 }
+
+
+FOLDER_PARAMETERS = ("dataset", "data_dir")
+
+
+def absolute_folders(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with each folder given to ``dataset`` / ``data_dir`` as an absolute path.
+
+    ``tlcourse run`` executes every notebook in its own output folder, so a relative
+    ``-p dataset=photos`` would be looked for there; the runner resolves it where it was typed.
+    """
+    out = dict(params)
+    for name in FOLDER_PARAMETERS:
+        value = out.get(name)
+        if isinstance(value, str) and _folder(value) and (name == "data_dir" or not _dataset_name(value)):
+            out[name] = str(Path(value).expanduser().resolve())
+    return out
 
 
 def parameter_problems(params: dict[str, Any]) -> list[str]:
@@ -95,6 +131,10 @@ def parameter_problems(params: dict[str, Any]) -> list[str]:
         expected = COMMON_PARAMETERS[name]
         if name == "backbone":
             expected = f"one of {', '.join(_backbone_names())}"
+        if name in ("dataset", "data_dir") and isinstance(value, str):
+            where = Path(value).expanduser().resolve()
+            expected += (f" ({where} {'is not a folder' if where.exists() else 'does not exist'}; a relative path "
+                         "is read from the folder the notebook runs in, so an absolute path is safest)")
         problems.append(f"{name}={value!r} is not valid: {name} must be {expected}.")
     return problems
 

@@ -257,13 +257,19 @@ def load_dataset(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool = True,
 ) -> ImageTensorDataset:
-    """Load a course dataset as decoded uint8 tensors at ``image_size`` pixels.
+    """Load a course dataset, or a folder of your own photos, as decoded uint8 tensors at ``image_size`` pixels.
+
+    ``name`` is a course dataset (``tlcourse data list``) or the path of a folder with one
+    sub-folder of photos per class, which :func:`load_image_folder` checks and loads: so every
+    lesson parameter that names a dataset also takes a folder.
 
     The first call decodes every file (with a progress bar) and caches the tensor; later calls,
     in any notebook, read the cache in well under a second. Pass the model's eval transform
     (``tlcourse.data.eval_transform(preprocessing)``) as ``transform`` or set it later with
     :meth:`ImageTensorDataset.with_transform`.
     """
+    if is_folder_dataset(name):
+        return load_image_folder(name, image_size, transform=transform, progress=progress)
     info = get_info(name)
     image_size = int_in_range(image_size, "image_size", 16, 1024)
     base = locate(name)
@@ -283,6 +289,13 @@ def load_dataset(
     )
 
 
+def is_folder_dataset(name: str | os.PathLike) -> bool:
+    """True when ``name`` is not a course dataset but an existing folder (your own photos)."""
+    from .registry import DATASETS
+
+    return str(name) not in DATASETS and Path(name).expanduser().is_dir()
+
+
 def load_image_folder(
     root: str | os.PathLike,
     image_size: int = 128,
@@ -292,41 +305,41 @@ def load_image_folder(
 ) -> ImageTensorDataset:
     """Load your own data: ``root/<class name>/<image files>`` (torchvision's ImageFolder layout).
 
-    Checked strictly, because a silently skipped file changes results: a non-image file, an
-    empty class folder, a single class or an undecodable image is an error that names it.
+    The folder is checked first (:func:`tlcourse.data.folder_checks.check_folder`), because a
+    silently skipped file changes results: an undecodable image, an empty or too small class,
+    a single class or one photo under two labels is an error that names it; skipped files,
+    imbalance, tiny images and mixed colour modes are warnings that name them. Only the images
+    that passed are decoded, and the decoded tensor is cached under the files' sha256s, so a
+    second lesson on the same folder decodes nothing.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise CourseError(f"{root} is not a folder. Give a folder with one sub-folder per class.")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if len(class_dirs) < 2:
-        found = ", ".join(d.name for d in class_dirs) or "none"
-        raise CourseError(
-            f"{root} has {len(class_dirs)} class folder(s) ({found}); a classifier needs at least "
-            "two. Put each class's images in its own sub-folder."
-        )
-    paths: list[Path] = []
-    labels: list[int] = []
-    for i, d in enumerate(class_dirs):
-        files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
-        others = [f.name for f in files if f.suffix.lower() not in IMAGE_EXTENSIONS]
-        if others:
-            raise CourseError(
-                f"Class folder {d} holds files that are not images: {', '.join(others[:5])}. "
-                f"Move them out (accepted extensions: {', '.join(IMAGE_EXTENSIONS)})."
-            )
-        if not files:
-            raise CourseError(f"Class folder {d} is empty. Add images to it or remove the folder.")
-        paths += files
-        labels += [i] * len(files)
-    images = decode_images(paths, image_size, desc=f"decoding {root.name}", progress=progress)
+    import warnings
+
+    from .folder_checks import check_folder
+
+    image_size = int_in_range(image_size, "image_size", 16, 1024)
+    report = check_folder(root, progress=progress)
+    report.raise_for_errors()
+    for finding in report.warnings:
+        warnings.warn(f"{report.root}: {finding}", UserWarning, stacklevel=2)
+    paths = [p for c in report.classes for p in report.files[c]]
+    labels = [i for i, c in enumerate(report.classes) for _ in report.files[c]]
+    digest = hashlib.sha1()
+    for i, p in zip(labels, paths):
+        digest.update(f"{report.classes[i]}|{p.relative_to(report.root).as_posix()}|{report.sha256[p]}\n".encode())
+    key = f"folder-{report.root.name[:40]}-{digest.hexdigest()[:16]}-{image_size}px-v{_CACHE_VERSION}"
+
+    def build() -> dict:
+        images = decode_images(paths, image_size, desc=f"decoding {report.root.name}", progress=progress)
+        return {"images": images, "labels": torch.tensor(labels), "paths": [str(p) for p in paths]}
+
+    payload = _cached("".join(c if c.isalnum() or c in "-_" else "_" for c in key), build)
     return ImageTensorDataset(
-        images,
-        torch.tensor(labels),
-        [d.name for d in class_dirs],
+        payload["images"],
+        payload["labels"],
+        report.classes,
         paths=[str(p) for p in paths],
         transform=transform,
-        name=root.name,
+        name=str(report.root),
     )
 
 

@@ -201,9 +201,12 @@ def package_data_dir(info: DatasetInfo) -> Path | None:
 def locate(name: str) -> Path:
     """The directory the dataset's manifest paths are relative to.
 
-    Raises :class:`AssetNotFoundError` saying which dataset, where we looked, and the command
-    that fetches it.
+    A folder of your own photos (any existing folder that is not a course dataset's name) is
+    its own location. Raises :class:`AssetNotFoundError` saying which dataset, where we
+    looked, and the command that fetches it.
     """
+    if name not in DATASETS and Path(name).expanduser().is_dir():
+        return Path(name).expanduser().resolve()
     info = get_info(name)
     if info.kind == "package":
         base = package_data_dir(info)

@@ -45,8 +45,11 @@ def as_list(images: Any) -> list[Any]:
         ) from None
 
 
-def open_image(path: str | os.PathLike[str], min_size: int | None = None) -> Image.Image:
+def open_image(path: str | os.PathLike[str], min_size: int | None = None, *, mode: str | None = "RGB") -> Image.Image:
     """Open and fully decode an image file as RGB; a :class:`CourseError` says why one cannot be.
+
+    ``mode=None`` returns the image in the mode the file stores (``"L"``, ``"RGBA"``,
+    ``"CMYK"``, ...): what the photo-folder checks report before anything converts it.
 
     The decode is forced here (Pillow otherwise reads only the header), so a truncated JPEG
     fails with its name instead of later, mid-batch.
@@ -71,7 +74,7 @@ def open_image(path: str | os.PathLike[str], min_size: int | None = None) -> Ima
             if min_size and img.width * img.height > DRAFT_ABOVE_PIXELS:
                 img.draft("RGB", (DRAFT_MARGIN * min_size, DRAFT_MARGIN * min_size))
             img.load()
-            return img.convert("RGB")
+            return img.convert(mode) if mode else img.copy()
     except FileNotFoundError:
         raise CourseError(f"{path}: no such file.") from None
     except IsADirectoryError:

@@ -7,6 +7,7 @@ test-time augmentation (:mod:`.test_time_augmentation`)."""
 from .backbones import (
     count_parameters,
     create_model,
+    cut_after,
     feature_dim,
     get_head,
     imagenet_categories,

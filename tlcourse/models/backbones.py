@@ -14,6 +14,7 @@ from torch import nn
 
 from .._checks import int_at_least
 from ..errors import CourseError, unknown_name
+from .modes import evaluating
 from .preprocessing import Preprocessing
 from .registry import get_spec, load_backbone, spec_for
 
@@ -133,6 +134,45 @@ def split_at(model: nn.Module, boundary: str) -> tuple[nn.Sequential, nn.Sequent
     return bottom, top
 
 
+class Dropped(nn.Identity):
+    """A stage removed by :func:`cut_after`: passes its input through, whatever else it is given
+    (EfficientNet's blocks are called with a ``drop_connect_rate``)."""
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return x
+
+
+def cut_after(model: nn.Module, stage: str, num_classes: int, seed: int | None = 0) -> nn.Module:
+    """Keep the stages up to ``stage``, drop the ones above it, and read a new head from there.
+
+    For photos unlike ImageNet's, the top stages' features are the most ImageNet-specific and
+    an earlier stage's can separate the new classes better (a linear probe per stage shows
+    it: :func:`tlcourse.features.probe_stages`). Each dropped stage becomes an identity (:class:`Dropped`)
+    (for MobileNetV2's top: ``model.features[18] = nn.Identity()``), so the model keeps its
+    structure, its stage names and its forward pass, now pooling ``stage``'s output into a
+    new seeded ``num_classes``-way linear head (EfficientNet-Lite0's head applies its ReLU6 to
+    that output before pooling, as it did to the top's). Changes ``model`` in place and returns it.
+    """
+    spec = spec_for(model)
+    names = [name for name, _ in spec.stages]
+    if stage not in names:
+        raise unknown_name("stage", stage, names)
+    num_classes = int_at_least(num_classes, "num_classes", 2, hint="A classifier needs at least two classes.")
+    for _, paths in spec.stages[names.index(stage) + 1:]:
+        for path in paths:
+            _set(model, path, Dropped())
+    probe = torch.zeros(1, 3, 64, 64, device=next(model.parameters()).device)
+    with torch.no_grad(), evaluating(model):
+        dim = pooled_features(model, probe).shape[1]
+    if seed is not None:
+        state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+    head = nn.Linear(dim, num_classes)
+    if seed is not None:
+        torch.random.set_rng_state(state)
+    return replace_head(model, head)
+
+
 def pooled_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Penultimate features: everything but the final linear layer (global-average pooled)."""
     seq = stage_sequence(model)
@@ -151,6 +191,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 __all__: list[str] = [
     "count_parameters",
     "create_model",
+    "cut_after",
     "feature_dim",
     "get_head",
     "imagenet_categories",

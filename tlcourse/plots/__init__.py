@@ -10,7 +10,8 @@ One module per family of figures:
   misclassified images;
 - :mod:`.gradcam`: Grad-CAM heatmaps (where the evidence for a class came from);
 - :mod:`.strategies`: heatmaps of experiment tables and the bars of one strategy comparison;
-- :mod:`.calibration`: the reliability diagram (its numbers: :mod:`tlcourse.calibration`).
+- :mod:`.calibration`: the reliability diagram (its numbers: :mod:`tlcourse.calibration`);
+- :mod:`.folders`: images per class of a photo folder (the imbalance check's bar chart).
 
 Every function returns a :class:`matplotlib.figure.Figure` and never calls ``plt.show()``:
 a notebook displays the returned figure, a script can ``fig.savefig(...)``, and tests run
@@ -27,6 +28,7 @@ numbers behind the confusion matrix are a metric: :func:`tlcourse.metrics.confus
 """
 from .calibration import plot_reliability
 from .curves import plot_history, plot_learning_curve, plot_lr_range
+from .folders import plot_class_counts
 from .gradcam import grad_cam, plot_grad_cam
 from .learned import first_rgb_conv, plot_feature_maps, plot_first_layer_filters
 from .predictions import plot_confusion_matrix, plot_image_grid, plot_misclassified, show_predictions
@@ -36,6 +38,7 @@ from .strategies import plot_heatmap, plot_strategies
 __all__ = [
     "STATUS_COLOURS",
     "first_rgb_conv",
+    "plot_class_counts",
     "grad_cam",
     "plot_confusion_matrix",
     "plot_feature_maps",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import CourseError, InvalidParameterError, unknown_name
-from ..params import COMMON_PARAMETERS, parameter_problems
+from ..params import COMMON_PARAMETERS, absolute_folders, parameter_problems
 from .discover import (
     EXERCISES_DIR,
     LESSONS_DIR,
@@ -129,6 +129,7 @@ def plan_run(
     problems = []
     for nb in selected:
         _fill(nb, profile, overrides, where, said or {})
+        nb.parameters.update(absolute_folders(nb.parameters))
         problems += value_problems(nb)
     if problems:
         raise InvalidParameterError(

@@ -3,7 +3,7 @@
 - :mod:`.registry`: ``CHECKERS``, :func:`register_checker`, :func:`get_checker`;
 - :mod:`.common`: the generic value checks (``value_close``, ``value_equal``) and the helpers
   the lessons' checkers share;
-- ``lesson00`` ... ``lesson09``: each lesson's own checkers. A checker lives with the lesson
+- ``lesson00`` ... ``lesson10``: each lesson's own checkers. A checker lives with the lesson
   that introduces it; later banks reuse it by name (``trainable_stages`` is lesson 01's and
   also serves 05, 06 and 07).
 
@@ -15,7 +15,7 @@ module is asked first. Add a checker by decorating a function in its lesson's mo
 from __future__ import annotations
 
 # Importing the lesson modules registers their checkers: the registry is complete from here on.
-from . import common, lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08, lesson09
+from . import common, lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08, lesson09, lesson10
 from .registry import CHECKERS, get_checker, module_path_problem, register_checker
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "lesson07",
     "lesson08",
     "lesson09",
+    "lesson10",
     "module_path_problem",
     "register_checker",
 ]
