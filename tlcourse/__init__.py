@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 # Every public submodule, so that ``import tlcourse; tlcourse.plots`` works without importing
 # torch up front (tests/test_package.py checks this list against the package's folders).
 _SUBMODULES = {
-    "atomic", "course", "csvsafe", "data", "deploy", "device", "errors", "exercises",
+    "atomic", "calibration", "course", "csvsafe", "data", "deploy", "device", "errors", "exercises",
     "experiments", "features", "metrics", "models", "paths", "plots", "safeload", "train",
 }
 

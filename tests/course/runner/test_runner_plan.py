@@ -94,7 +94,7 @@ def test_each_unknown_name_message_says_where_the_closest_name_and_the_valid_one
         "smoke:\n  defaults:\n    sed: 1\n": (
             f"profile 'smoke' in {bad} sets 'sed' under 'defaults:', but no notebook declares it "
             "and it is not a common parameter. Did you mean 'seed'? Valid parameters: "
-            "backbone, batch_size, device, epochs, image_size, level, lr, max_images, "
+            "backbone, batch_size, data_dir, dataset, device, epochs, image_size, level, lr, max_images, "
             "n_per_class, name, seed."),
         "smoke:\n  notebooks:\n    '01_*': {nam: x}\n": (
             f"profile 'smoke' in {bad}: 'notebooks:' entry '01_*' sets 'nam', which none of "

@@ -96,4 +96,4 @@ def leaked_files(value: Any, train_files: Sequence[str], test_files: Sequence[st
                            "keep the test files whose hash is also a training file's.")
 
 
-__all__ = ["AUGMENTATIONS", "leaked_files", "training_compose"]
+__all__ = ["leaked_files", "training_compose"]
