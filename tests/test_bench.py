@@ -26,7 +26,7 @@ SCRIPTS = {
     "bench_allocator.py": "allocator_speedup",
     "bench_onnx.py": ("onnxruntime_vs_eager", "int8_vs_fp32"),
 }
-RATIO_LINE = re.compile(r"^ratio ([a-z_]+)=(\d+\.\d+)$")
+RATIO_LINE = re.compile(r"^ratio ([a-z0-9_]+)=(\d+\.\d+)$")
 
 
 def test_every_script_is_listed():
