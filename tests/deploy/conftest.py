@@ -49,3 +49,13 @@ def run_predict(capsys: pytest.CaptureFixture[str]):
         return code, list(csv.reader(io.StringIO(out))) if out else [], err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def leaf_onnx(leaf_export: LeafExport, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same trained leaf classifier exported to ONNX (``tlcourse.deploy.export_onnx``), once."""
+    from tlcourse.deploy import export_onnx
+
+    return export_onnx(leaf_export.model, tmp_path_factory.mktemp("onnx") / "leaves.onnx",
+                       class_names=leaf_export.class_names, preprocessing=leaf_export.preprocessing,
+                       provenance=leaf_export.provenance)

@@ -11,7 +11,7 @@ import pytest
 from torch import nn
 
 from tlcourse.errors import CourseError
-from tlcourse.exercises.checkers.lesson09 import best_under_budget, inference_ready, parameter_count
+from tlcourse.exercises.checkers.lesson09 import best_under_budget, inference_ready, int8_decision, parameter_count
 from tlcourse.models import get_head, load_backbone
 
 BANK = "09_choosing_a_model"
@@ -180,3 +180,28 @@ def test_bank_answers(ex):
     assert ex.grade("export_contents", ["a", "b", "c"]).correct
     assert ex.grade("quantisation", "b").correct
     assert ex.grade("server_pick", "b").correct
+
+
+# ------------------------------------------------------------------ int8_decision
+
+
+def test_int8_decision_right_both_ways(ex):
+    fb = ex.grade("int8_verdict", ship="float32", fp32_acc=0.915, int8_acc=0.862, max_drop=0.01)
+    assert fb.correct, fb.message
+    assert "-5.3 points" not in fb.message and "+5.3 points" in fb.message
+    assert int8_decision("int8", 0.915, 0.910, 0.01).correct
+    assert int8_decision("int8", 0.90, 0.91, 0.0).correct  # int8 more accurate: nothing lost
+
+
+def test_int8_decision_mistakes_are_named():
+    wrong = int8_decision("int8", 0.915, 0.862, 0.01)
+    assert not wrong.correct and "the answer is float32" in wrong.message
+    # drop 0.009 <= 0.01, but 0.009 / 0.5 = 0.018 > 0.01: the relative drop would say float32
+    relative = int8_decision("float32", 0.50, 0.491, 0.01)
+    assert not relative.correct and "not a fraction of fp32_acc" in relative.message
+    assert int8_decision("int8", 0.50, 0.491, 0.01).correct
+    refuse_better = int8_decision("float32", 0.90, 0.91, 0.0)
+    assert not refuse_better.correct and "more accurate" in refuse_better.message
+    for bad in ("yes", None, 1):
+        assert not int8_decision(bad, 0.9, 0.89, 0.01).correct
+    assert "fraction" in int8_decision("int8", 91.5, 86.2, 1).message  # percentages instead of fractions

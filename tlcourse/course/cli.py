@@ -114,7 +114,8 @@ def _add_exercises(sub: argparse._SubParsersAction) -> None:
 
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="classify images with an exported tlcourse model")
-    p.add_argument("--model", required=True, help="a file written by tlcourse.deploy.export_model")
+    p.add_argument("--model", required=True, help="a file written by tlcourse.deploy.export_model, or an .onnx file "
+                   "written by tlcourse.deploy.export_onnx (run with ONNX Runtime)")
     p.add_argument("paths", nargs="+", help="image files or folders")
     p.add_argument("--top-k", type=int, default=1)
     p.set_defaults(func=_handler("tlcourse.deploy.predict", "cli_predict"))

@@ -40,7 +40,8 @@ from .metadata import METADATA_FILE, build_metadata, check_class_names, complete
 _MAX_BATCH = 65536
 
 
-def _example_input(example_input: torch.Tensor | None, pre: Preprocessing) -> torch.Tensor:
+def example_batch(example_input: torch.Tensor | None, pre: Preprocessing) -> torch.Tensor:
+    """The batch an exporter traces with (ONNX export uses it too): checked, CPU float32, at least two rows."""
     size = pre.crop_size
     if example_input is None:
         generator = torch.Generator().manual_seed(0)
@@ -97,7 +98,7 @@ def export_model(
     target = Path(path)
     if target.is_dir():
         raise CourseError(f"{target} is a folder; give a file name such as {target / 'model.pt2'}.")
-    x = _example_input(example_input, preprocessing)
+    x = example_batch(example_input, preprocessing)
 
     frozen = copy.deepcopy(model).to("cpu", torch.float32).to(memory_format=torch.contiguous_format).eval()
     for p in frozen.parameters():
@@ -138,4 +139,4 @@ def export_model(
     return target
 
 
-__all__ = ["export_model"]
+__all__ = ["example_batch", "export_model"]

@@ -67,7 +67,8 @@ def _read_metadata(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
         raise CourseError(f"{path} is a folder, not a model file. Give the exported file inside it.")
     if not zipfile.is_zipfile(path):
         raise _not_an_export(
-            path, "it is not a model archive at all (random bytes, a truncated download, or another kind of file)."
+            path, "it is not a model archive at all (random bytes, a truncated download, or another kind of "
+            "file; ONNX files are read when their name ends in .onnx)."
         )
     try:
         with zipfile.ZipFile(path) as archive:
@@ -90,6 +91,11 @@ def _read_metadata(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
             raw = archive.read(wanted[0])
     except (zipfile.BadZipFile, OSError) as exc:
         raise _not_an_export(path, f"the archive could not be read ({exc}); the file is damaged.") from exc
+    return parse_metadata(raw, path), wanted[0]
+
+
+def parse_metadata(raw: bytes | str, path: Path) -> dict[str, Any]:
+    """The recorded ``tlcourse.json`` (from a ``.pt2`` member or an ONNX file's metadata), checked."""
     try:
         metadata = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -102,10 +108,10 @@ def _read_metadata(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
             f"{path} was written by a newer tlcourse (export format {version!r}; this one reads up to "
             f"{FORMAT_VERSION}). Upgrade tlcourse: pip install -U tlcourse."
         )
-    return metadata, wanted[0]
+    return metadata
 
 
-def _check_network_matches(module: nn.Module, names: list[str], pre: Preprocessing, path: Path) -> None:
+def check_network_matches(module: nn.Module, names: list[str], pre: Preprocessing, path: Path) -> None:
     """One forward pass on a blank image: the network must take the recorded size and give one
     score per recorded class name. Otherwise predictions would be mislabelled (or crash), so
     an edited or mixed-up file is refused at load time rather than trusted."""
@@ -238,7 +244,7 @@ def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
             f"damaged or was written by an incompatible PyTorch (this is {torch.__version__}); export it again."
         ) from exc
     module = program.module(check_guards=False)  # guards are generated code; the checks below suffice
-    _check_network_matches(module, names, pre, path)
+    check_network_matches(module, names, pre, path)
     return ExportedModel(
         path=path,
         model=module,
@@ -253,8 +259,10 @@ def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
 __all__ = [
     "PREDICT_BATCH",
     "ExportedModel",
+    "check_network_matches",
     "check_top_k",
     "load_exported",
+    "parse_metadata",
     "read_metadata",
     "recorded_class_names",
 ]

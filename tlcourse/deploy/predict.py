@@ -11,12 +11,15 @@ import contextlib
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..csvsafe import SafeWriter
 from ..errors import CourseError
 from .images import gather_images, open_image
-from .load import PREDICT_BATCH, check_top_k, load_exported, read_metadata, recorded_class_names
+from .load import PREDICT_BATCH, ExportedModel, check_top_k, load_exported, read_metadata, recorded_class_names
+from .onnx_load import is_onnx_path, load_onnx, read_onnx_metadata
 
 #: Exit status of ``tlcourse predict`` when its stdout is closed early (128 + SIGPIPE).
 STATUS_BROKEN_PIPE = 141
@@ -41,8 +44,19 @@ def _stdout_closed() -> int:
     return STATUS_BROKEN_PIPE
 
 
+def _readers(path: str) -> tuple[Callable[[str], dict[str, Any]], Callable[[str], ExportedModel]]:
+    """How to read ``path``: a ``.onnx`` file runs on ONNX Runtime, anything else is a ``torch.export`` file."""
+    if is_onnx_path(path):
+        return read_onnx_metadata, load_onnx
+    return read_metadata, load_exported
+
+
 def cli_predict(args: argparse.Namespace) -> int:
     """``tlcourse predict --model FILE [--top-k K] PATH...``: CSV predictions on stdout.
+
+    ``FILE`` is a ``torch.export`` file (:func:`~tlcourse.deploy.export_model`) or, named
+    ``*.onnx``, an ONNX file (:func:`~tlcourse.deploy.export_onnx`, run with ONNX Runtime);
+    the CSV is the same for both.
 
     Columns ``path,predicted_class,probability`` (with ``--top-k K > 1``:
     ``path,class_1,prob_1,...,class_K,prob_K``); text cells that a spreadsheet would run as a
@@ -53,12 +67,13 @@ def cli_predict(args: argparse.Namespace) -> int:
     Large JPEGs are decoded at a reduced scale (:func:`tlcourse.deploy.images.open_image`). When stdout is closed
     early (``| head``), the command stops without a traceback, status 141.
     """
-    metadata = read_metadata(args.model)  # fast refusal of a wrong file before the heavy load
+    read, load = _readers(args.model)
+    metadata = read(args.model)  # fast refusal of a wrong file before the heavy load
     k = check_top_k(args.top_k, len(recorded_class_names(metadata, Path(args.model))))
     files, problems, skipped = gather_images(args.paths)
     for note in skipped:
         print(f"tlcourse predict: skipped {note} (not an image file)", file=sys.stderr)
-    exported = load_exported(args.model) if files else None
+    exported = load(args.model) if files else None
     min_size = exported.preprocessing.resize_size if exported is not None else None
     writer = SafeWriter(sys.stdout)
     failed = len(problems)

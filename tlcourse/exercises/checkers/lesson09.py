@@ -173,4 +173,35 @@ def best_under_budget(choice: Any, table: Any, budget_ms: float) -> Feedback:
                            f"({better['test_acc']:.1%} vs {r['test_acc']:.1%}).{extra}")
 
 
-__all__ = ["best_under_budget", "inference_ready", "parameter_count"]
+@register_checker
+def int8_decision(ship: Any, fp32_acc: float, int8_acc: float, max_drop: float) -> Feedback:
+    """``ship`` is "int8" exactly when int8 costs at most ``max_drop`` of accuracy, else "float32".
+
+    The numbers are the learner's own (from lesson 09's table), so the right answer follows from them. The
+    messages name the usual slips: a relative drop (a fraction of the float32 accuracy) instead of the
+    absolute one, and refusing an int8 model that is even more accurate.
+    """
+    for name, value in (("fp32_acc", fp32_acc), ("int8_acc", int8_acc), ("max_drop", max_drop)):
+        if not is_number(value) or not 0 <= float(value) <= 1:
+            return Feedback(False, f"{name} must be a fraction between 0 and 1 (0.95 for 95%), got {value!r}.")
+    drop = float(fp32_acc) - float(int8_acc)
+    right = "int8" if drop <= float(max_drop) + 1e-12 else "float32"
+    if ship not in ("int8", "float32"):
+        return Feedback(False, f'ship must be the string "int8" or "float32", got {ship!r}.')
+    if ship == right:
+        verdict = "within" if right == "int8" else "over"
+        return Feedback(True, f"Right: int8 costs {drop * 100:+.1f} points, {verdict} the limit of "
+                              f"{float(max_drop) * 100:.1f}; ship {right}.")
+    relative = drop / float(fp32_acc) if float(fp32_acc) else drop  # always >= drop
+    if right == "int8" and drop < 0:
+        why = " int8 is even more accurate here (the drop is negative): nothing is lost."
+    elif right == "int8" and relative > float(max_drop):
+        why = (f" Careful: the limit is in accuracy (fp32_acc - int8_acc = {drop:.4f}), not a fraction of fp32_acc "
+               f"({relative:.4f}).")
+    else:
+        why = ""
+    return Feedback(False, f"int8 costs {drop * 100:+.1f} points against a limit of {float(max_drop) * 100:.1f}, "
+                           f"so the answer is {right}, not {ship}.{why}")
+
+
+__all__ = ["best_under_budget", "inference_ready", "int8_decision", "parameter_count"]
