@@ -12,6 +12,7 @@ import importlib.util
 import re
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -97,30 +98,29 @@ def _widget_frontend_check() -> Check:
     return Check("widget versions", problem is None, detail, required=False)
 
 
-def _weight_checks() -> list[Check]:
+def _found_checks(what: str, names: Any, find: Any) -> list[Check]:
+    """One check per name: ok with the path ``find(name)`` returns, or failed with its error."""
     from ..errors import CourseError
-    from ..models.registry import OFFLINE_BACKBONES, weight_path
 
     checks = []
-    for name in OFFLINE_BACKBONES:
+    for name in names:
         try:
-            checks.append(Check(f"weights {name}", True, str(weight_path(name))))
+            checks.append(Check(f"{what} {name}", True, str(find(name))))
         except CourseError as exc:
-            checks.append(Check(f"weights {name}", False, str(exc)))
+            checks.append(Check(f"{what} {name}", False, str(exc)))
     return checks
+
+
+def _weight_checks() -> list[Check]:
+    from ..models.registry import OFFLINE_BACKBONES, weight_path
+
+    return _found_checks("weights", OFFLINE_BACKBONES, weight_path)
 
 
 def _dataset_checks() -> list[Check]:
     from ..data.registry import DATASETS, locate
-    from ..errors import CourseError
 
-    checks = []
-    for name in DATASETS:
-        try:
-            checks.append(Check(f"dataset {name}", True, str(locate(name))))
-        except CourseError as exc:
-            checks.append(Check(f"dataset {name}", False, str(exc)))
-    return checks
+    return _found_checks("dataset", DATASETS, locate)
 
 
 def _kernel_check() -> Check:

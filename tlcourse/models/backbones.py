@@ -58,6 +58,18 @@ def replace_head(model: nn.Module, head: nn.Module) -> nn.Module:
     return model
 
 
+def _seeded_linear(dim: int, num_classes: int, seed: int | None) -> nn.Linear:
+    """A new head, initialised from ``seed`` when given, leaving torch's global random state as it was."""
+    if seed is None:
+        return nn.Linear(dim, num_classes)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return nn.Linear(dim, num_classes)
+    finally:
+        torch.random.set_rng_state(state)
+
+
 def create_model(
     name: str, num_classes: int, pretrained: bool = True, seed: int | None = 0
 ) -> tuple[nn.Module, Preprocessing]:
@@ -69,12 +81,7 @@ def create_model(
     num_classes = int_at_least(num_classes, "num_classes", 2, hint="A classifier needs at least two classes.")
     model = load_backbone(name, pretrained=pretrained)
     dim = feature_dim(model)
-    if seed is not None:
-        state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-    head = nn.Linear(dim, num_classes)
-    if seed is not None:
-        torch.random.set_rng_state(state)
+    head = _seeded_linear(dim, num_classes, seed)
     replace_head(model, head)
     return model, get_spec(name).preprocessing
 
@@ -164,12 +171,7 @@ def cut_after(model: nn.Module, stage: str, num_classes: int, seed: int | None =
     probe = torch.zeros(1, 3, 64, 64, device=next(model.parameters()).device)
     with torch.no_grad(), evaluating(model):
         dim = pooled_features(model, probe).shape[1]
-    if seed is not None:
-        state = torch.random.get_rng_state()
-        torch.manual_seed(seed)
-    head = nn.Linear(dim, num_classes)
-    if seed is not None:
-        torch.random.set_rng_state(state)
+    head = _seeded_linear(dim, num_classes, seed)
     return replace_head(model, head)
 
 

@@ -99,7 +99,7 @@ def test_an_existing_site_is_replaced_only_with_force(built, capsys):
 def test_a_folder_that_is_not_a_run_is_one_clear_line(tmp_path, capsys):
     assert main(["site", str(tmp_path), "--out", str(tmp_path / "site")]) == 2
     line = one_line_error(capsys.readouterr().err)
-    assert line.startswith(f"tlcourse site: {tmp_path}: it has no summary.json.")
+    assert line.startswith(f"tlcourse site: {tmp_path}: not a run folder (it has no summary.json).")
     assert not (tmp_path / "site").exists()
 
 

@@ -27,7 +27,7 @@ def test_lessons_and_exercises_with_their_results(tmp_path):
 
 
 @pytest.mark.parametrize("what, expected", [
-    ("missing", "no such folder"), ("file", "not a folder"), ("empty", "has no summary.json"),
+    ("missing", "no such folder"), ("file", "not a run folder"), ("empty", "has no summary.json"),
     ("not json", "cannot be read"), ("list", "not a JSON object"), ("no notebooks key", "lacks notebooks"),
 ])
 def test_a_folder_that_is_not_a_run_is_refused(tmp_path, what, expected):

@@ -77,14 +77,19 @@ def report_section(result: NotebookResult, out: Path) -> list[str]:
     return lines
 
 
-def _counts(summary: RunSummary) -> str:
+def status_counts(summary: Any, unstarted: str = "not started") -> str:
+    """"3 ok, 1 failed[, 1 interrupted][, 2 <unstarted>]" for a run's or a sweep's summary."""
     statuses = [nb.status for nb in summary.notebooks]
     counts = f"{statuses.count('ok')} ok, {statuses.count('failed')} failed"
     if statuses.count("interrupted"):
         counts += f", {statuses.count('interrupted')} interrupted"
     if summary.not_started:
-        counts += f", {len(summary.not_started)} not started"
+        counts += f", {len(summary.not_started)} {unstarted}"
     return counts
+
+
+def _counts(summary: RunSummary) -> str:
+    return status_counts(summary)
 
 
 def _header(summary: RunSummary) -> list[str]:

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ...errors import CourseError
 from ..results import RESULTS_SUFFIX, write_json_atomic
@@ -154,19 +154,29 @@ def not_resumable(out: Path, why: str) -> CourseError:
     )
 
 
+def read_summary_file(folder: Path, refuse: Callable[[Path, str], Exception]) -> Any:
+    """The decoded ``summary.json`` of ``folder``; ``refuse(folder, reason)`` makes the error.
+
+    Shared by ``--resume`` (which refuses with "cannot resume") and ``tlcourse site`` (which
+    refuses with "not a run folder"): the checks are the same, only the wording of the refusal
+    differs.
+    """
+    if not folder.exists():
+        raise refuse(folder, "no such folder")
+    if not folder.is_dir():
+        raise refuse(folder, "this is a file, not a run folder")
+    path = folder / SUMMARY_FILE
+    if not path.is_file():
+        raise refuse(folder, f"not a run folder (it has no {SUMMARY_FILE})")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise refuse(folder, f"its {SUMMARY_FILE} cannot be read ({exc})") from exc
+
+
 def _read_summary_json(out_path: Path, kind: str) -> dict[str, Any]:
     """The folder's summary.json as a dict holding every key a resume needs, or refused."""
-    if not out_path.exists():
-        raise not_resumable(out_path, "no such folder")
-    if not out_path.is_dir():
-        raise not_resumable(out_path, "this is a file, not a run folder")
-    path = out_path / SUMMARY_FILE
-    if not path.is_file():
-        raise not_resumable(out_path, f"not a run folder (it has no {SUMMARY_FILE})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise not_resumable(out_path, f"its {SUMMARY_FILE} cannot be read ({exc})") from exc
+    data = read_summary_file(out_path, not_resumable)
     found = data.get("kind", "run") if isinstance(data, dict) else "run"
     if found not in ("run", "sweep"):
         raise not_resumable(out_path, f"its {SUMMARY_FILE} says it is of kind {found!r}, which "

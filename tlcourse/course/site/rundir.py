@@ -17,7 +17,7 @@ from typing import Any
 
 from ...errors import CourseError
 from ..runner.discover import EXERCISES_DIR
-from ..runner.summary import STATUSES, SUMMARY_FILE, NotebookResult
+from ..runner.summary import STATUSES, SUMMARY_FILE, NotebookResult, read_summary_file
 
 _NOTEBOOK = re.compile(r"^\d+_[A-Za-z0-9_.-]*\.ipynb$")
 _REQUIRED = ("profile", "started", "notebooks")
@@ -111,17 +111,7 @@ def _inside(folder: Path, relpath: str) -> Path | None:
 
 
 def _read_summary(folder: Path) -> dict[str, Any]:
-    if not folder.exists():
-        raise not_a_run(folder, "no such folder")
-    if not folder.is_dir():
-        raise not_a_run(folder, "this is a file, not a folder")
-    path = folder / SUMMARY_FILE
-    if not path.is_file():
-        raise not_a_run(folder, f"it has no {SUMMARY_FILE}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise not_a_run(folder, f"its {SUMMARY_FILE} cannot be read ({exc})") from exc
+    data = read_summary_file(folder, not_a_run)
     if not isinstance(data, dict):
         raise not_a_run(folder, f"its {SUMMARY_FILE} is not a JSON object")
     missing = [key for key in _REQUIRED if key not in data]

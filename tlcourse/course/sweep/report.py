@@ -10,7 +10,7 @@ import pandas as pd
 
 from ...atomic import atomic_path
 from ...atomic import write_text as atomic_write_text
-from ..runner.report import REPORT_FILE, report_section
+from ..runner.report import REPORT_FILE, report_section, status_counts
 from .aggregate import SEED, across_seeds, finished_values, group_keys
 from .summary import SweepSummary, sweep_resume_command
 
@@ -98,12 +98,7 @@ def write_plot(summary: SweepSummary, notebook: str) -> Path | None:
 
 
 def _header(summary: SweepSummary) -> list[str]:
-    statuses = [r.status for r in summary.notebooks]
-    counts = f"{statuses.count('ok')} ok, {statuses.count('failed')} failed"
-    if statuses.count("interrupted"):
-        counts += f", {statuses.count('interrupted')} interrupted"
-    if summary.not_started:
-        counts += f", {len(summary.not_started)} not finished"
+    counts = status_counts(summary, unstarted="not finished")
     grid = ", ".join(f"`{k}` = {v!r}" for k, v in summary.grid.items())
     fixed = ", ".join(f"`{k}={v!r}`" for k, v in summary.parameters.items()) or "none"
     total = sum(r.seconds for r in summary.notebooks)
