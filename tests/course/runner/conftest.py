@@ -5,23 +5,16 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from runner_fixture import FIXTURE, fixture_sources
-from tlcourse.course import results
+from runner_fixture import FIXTURE, fixture_sources, private_course
 
 
 @pytest.fixture
 def course(tmp_path, monkeypatch) -> Path:
-    """A private copy of the fixture course (default output dirs land inside it)."""
-    monkeypatch.delenv("TLCOURSE_ROOT", raising=False)
-    monkeypatch.delenv(results.RESULTS_ENV, raising=False)
-    root = tmp_path / "course"
-    shutil.copytree(FIXTURE, root)
-    return root
+    return private_course(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="session")
