@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -65,7 +66,14 @@ def _tlcourse(*args: str, cwd: Path) -> subprocess.Popen:
                                          env.get("PYTHONPATH", "")])
     return subprocess.Popen([sys.executable, "-m", "tlcourse", *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal)
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A command typed in a terminal starts with Ctrl-C's default action. When pytest itself runs
+    as a background job (`nohup ... &`), its children inherit Ctrl-C *ignored*, and the runner
+    rightly keeps it ignored: the Ctrl-C test would then see a run that finishes instead."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _messages(stderr: str) -> list[str]:
