@@ -107,3 +107,18 @@ def test_cut_after_reads_the_head_from_an_earlier_stage(backbone, leaf_batch):
         assert model(images).shape == (4, 3)
     with pytest.raises(CourseError, match="Unknown stage"):
         cut_after(model, "stage9", 3)
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_lite0"])
+def test_pooled_features_after_a_stage_finish_from_its_activations(backbone, leaf_batch):
+    """``after=``: from cached activations at a boundary, the same features as from the photos."""
+    model, _ = create_model(backbone, 3, seed=0)
+    model.eval()
+    images = get_spec(backbone).preprocessing.at(64).normalize(leaf_batch[:4])
+    with torch.no_grad():
+        bottom, _ = split_at(model, "stage3")
+        from_photos = pooled_features(model, images)
+        from_acts = pooled_features(model, bottom(images), after="stage3")
+    assert torch.allclose(from_acts, from_photos, atol=1e-5)
+    with pytest.raises(CourseError, match="Unknown stage"):
+        pooled_features(model, images, after="head")

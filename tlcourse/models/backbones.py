@@ -175,14 +175,19 @@ def cut_after(model: nn.Module, stage: str, num_classes: int, seed: int | None =
     return replace_head(model, head)
 
 
-def pooled_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Penultimate features: everything but the final linear layer (global-average pooled)."""
+def pooled_features(model: nn.Module, images: torch.Tensor, *, after: str | None = None) -> torch.Tensor:
+    """Penultimate features: everything but the final linear layer (global-average pooled).
+
+    ``after="stage3"``: ``images`` are the activations after that stage (as cached by
+    ``extract_features(..., stage="stage3")``) and only the stages above it run.
+    """
     seq = stage_sequence(model)
+    names = list(seq)
+    if after is not None and after not in names[:-1]:
+        raise unknown_name("stage", after, names[:-1])
     x = images
-    for name, module in seq.items():
-        if name == "head":
-            break
-        x = module(x)
+    for name in names[names.index(after) + 1 if after else 0:-1]:
+        x = seq[name](x)
     return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
 
 
