@@ -13,6 +13,7 @@ from tlcourse.features import (
     logistic_head,
     logistic_regression,
     probe_stages,
+    stage_features,
     train_linear_head,
 )
 from tlcourse.models import create_model, freeze, get_spec, pooled_features, replace_head, split_at
@@ -98,6 +99,18 @@ def test_probe_every_stage(model, small_plants):
     assert list(table["stage"]) == ["stem", "stage1", "stage2", "stage3", "stage4", "stage5", "top"]
     assert table["dim"].tolist() == [16, 24, 32, 64, 96, 160, 1280]
     assert table["acc"].between(0, 1).all() and table["acc"].iloc[-1] > 3 / 15
+
+
+def test_stage_features_pool_every_stage_and_the_top_is_the_models_own(model, small_plants):
+    first, second = small_plants.subset(range(6)), small_plants.subset(range(6, 10))
+    a, b = stage_features(model, first, second, device="cpu", progress=False)
+    assert list(a) == ["stem", "stage1", "stage2", "stage3", "stage4", "stage5", "top"]
+    assert [t.shape for t in b.values()][-2:] == [(4, 160), (4, 1280)]
+    x = torch.stack([first[i][0] for i in range(6)])
+    with torch.no_grad():
+        assert torch.allclose(a["top"], pooled_features(model, x), atol=1e-4)
+        bottom, _ = split_at(model, "stage5")
+        assert torch.allclose(a["stage5"], bottom(x).mean((2, 3)), atol=1e-4)
 
 
 def test_the_model_can_be_fine_tuned_after_extraction_and_probing(small_plants):

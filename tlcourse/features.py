@@ -299,6 +299,29 @@ def _pooled_by_stage(stages: dict[str, nn.Module], data: Dataset, batch_size: in
     return {n: torch.cat(v) for n, v in out.items()}
 
 
+def stage_features(
+    model: nn.Module,
+    *datasets: Dataset,
+    batch_size: int = 64,
+    device: str | torch.device | None = "auto",
+    progress: bool = True,
+) -> list[dict[str, torch.Tensor]]:
+    """Each stage's globally pooled output for every image of each dataset (one pass per dataset).
+
+    Returns one ``{stage: (N, channels) tensor}`` per dataset, stages in forward order (the
+    head excluded). BatchNorm is folded once into the stages for the passes; ``model``'s
+    own modes and weights are left as they were.
+    """
+    for d in datasets:
+        _check_cacheable(d)
+    device = pick_device(device)
+    with evaluating(model):
+        model.to(device)  # outside inference_mode, so the parameters stay trainable tensors
+        seq = stage_sequence(model)
+        stages = {n: fold_batchnorm(seq[n]) for n in list(seq)[:-1]}  # folded once, for every dataset
+    return [_pooled_by_stage(stages, d, batch_size, device, progress) for d in datasets]
+
+
 def probe_stages(
     model: nn.Module,
     train: Dataset,
@@ -318,16 +341,7 @@ def probe_stages(
     """
     import pandas as pd
 
-    _check_cacheable(train)
-    _check_cacheable(test)
-    device = pick_device(device)
-    with evaluating(model):
-        model.to(device)  # outside inference_mode, so the parameters stay trainable tensors
-        seq = stage_sequence(model)
-        # folded once, for both splits
-        stages = {n: fold_batchnorm(seq[n]) for n in list(seq)[:-1]}
-    tr = _pooled_by_stage(stages, train, batch_size, device, progress)
-    te = _pooled_by_stage(stages, test, batch_size, device, progress)
+    tr, te = stage_features(model, train, test, batch_size=batch_size, device=device, progress=progress)
     ytr, yte = _labels_of(train), _labels_of(test)
     classes = list(getattr(train, "classes", []))
     rows = []
