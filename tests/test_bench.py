@@ -51,3 +51,21 @@ def test_script_runs_quick_and_prints_its_ratio(script, monkeypatch, capsys, sha
     # the scripts borrow a cold cache and a thread count; both are given back
     assert os.environ.get("TLCOURSE_CACHE") == cache_before
     assert torch.get_num_threads() == threads_before
+
+
+def test_heldout_probes_cross_validates_every_stage_and_neighbouring_pairs(tmp_path, monkeypatch, capsys, shared_data):
+    """bench/heldout_probes.py on a small folder of real leaves (3 classes x 12 photos, 64 px)."""
+    from leaf_folders import image_folder
+
+    folder = image_folder(tmp_path / "leaves", 12)
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setattr(sys, "argv", ["heldout_probes.py", "--out", str(tmp_path / "out"), "--folder", str(folder),
+                                      "--backbones", "mobilenet_v2:64"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(BENCH / "heldout_probes.py"), run_name="__main__")
+    assert done.value.code == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| mobilenet_v2")]
+    assert [r[1] for r in rows] == ["stage3", "stage4", "stage5", "top", "stage3 + stage4", "stage4 + stage5",
+                                    "stage5 + top", "stage4 + stage5 + top", "stage3 + stage4 + stage5 + top"]
+    accuracies = [float(r[2].rstrip("% |")) / 100 for r in rows]
+    assert all(0 <= a <= 1 for a in accuracies) and max(accuracies) > 1 / 3  # better than chance on real leaves
