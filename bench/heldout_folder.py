@@ -49,7 +49,7 @@ def main() -> int:
         return 1
     r = entry["results"]["values"]
     print(f"held-out test accuracy {r['test_accuracy']:.1%} on {r['n_test']} photos ({r['n_classes']} classes, "
-          f"{r['n_train']} training photos); quadrant {r['quadrant']}, head on {r['head_reads']}, "
+          f"{r['n_train']} training photos); quadrant {r['quadrant']}, {r['head']} head on {r['head_reads']}, "
           f"kept fine-tuned: {r['kept_fine_tuned']}; lesson {r['seconds']:.0f} s")
     return 0
 

@@ -169,3 +169,63 @@ def test_logistic_head_is_scikit_learns_classifier_as_a_linear_layer(model, smal
     ours = head(subset.features).softmax(1).detach().numpy()
     assert head.out_features == classes
     assert ours == pytest.approx(sk.predict_proba(subset.numpy()[0]), abs=1e-4)
+
+
+@pytest.mark.parametrize("classes", [15, 2])
+def test_lda_head_is_scikit_learns_discriminant_analysis_as_a_linear_layer(model, small_plants, classes):
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from tlcourse.features import lda_head
+
+    feats = extract_features(model, small_plants, progress=False)
+    keep = feats.labels < classes
+    subset = FeatureSet(feats.features[keep], feats.labels[keep], feats.classes[:classes])
+    x, y = subset.numpy()
+    sk = make_pipeline(StandardScaler(), LinearDiscriminantAnalysis(solver="lsqr", shrinkage=0.4)).fit(x, y)
+    head = lda_head(subset, shrinkage=0.4)
+    assert head.out_features == classes
+    assert head(subset.features).softmax(1).detach().numpy() == pytest.approx(sk.predict_proba(x), abs=1e-4)
+    with pytest.raises(CourseError, match="between 0 and 1"):
+        lda_head(subset, shrinkage=1.5)
+
+
+def test_probe_features_scores_precomputed_stage_features_as_probe_stages_does(model, small_plants):
+    from tlcourse.features import probe_features
+
+    direct = probe_stages(model, small_plants, small_plants, progress=False)
+    (feats,) = stage_features(model, small_plants, progress=False)
+    labels = torch.as_tensor(small_plants.labels)
+    reused = probe_features(feats, labels, feats, labels)
+    assert list(reused["stage"]) == list(direct["stage"])
+    assert list(reused["acc"]) == pytest.approx(list(direct["acc"]))
+
+
+def test_mirror_flips_a_pil_image_as_it_flips_a_tensor(leaf_batch):
+    """``data.Mirror`` goes in front of a torchvision pipeline that starts from PIL images, too."""
+    from PIL import Image
+    from torchvision.transforms.functional import pil_to_tensor, to_pil_image
+
+    from tlcourse.data import Mirror
+
+    image = leaf_batch[0][0]
+    as_tensor = Mirror(lambda t: t)(image)
+    as_pil = Mirror(pil_to_tensor)(to_pil_image(image))
+    assert torch.equal(as_tensor, image.flip(-1)) and torch.equal(as_pil, as_tensor)
+    assert isinstance(Mirror(lambda im: im)(to_pil_image(image)), Image.Image)
+
+
+def test_flip_is_a_deterministic_view_whose_features_may_be_cached(model, small_plants):
+    from torchvision import transforms
+
+    from tlcourse.data import Flip
+    from tlcourse.data.transforms import is_augmenting
+
+    flipped = transforms.Compose([small_plants.transform, Flip((-2,))])
+    assert not is_augmenting(flipped)
+    assert torch.equal(flipped(small_plants.images[0]), small_plants[0][0].flip(-2))
+    (feats,) = stage_features(model, small_plants.with_transform(flipped), progress=False)
+    with torch.no_grad():
+        top = pooled_features(model, small_plants[0][0].flip(-2)[None])
+    assert torch.allclose(feats["top"][:1], top, atol=1e-4)

@@ -14,4 +14,4 @@ from .datasets import (
 )
 from .folder_checks import FolderReport, check_folder, shared_files
 from .registry import DATASETS, DatasetInfo, get_info, is_available, locate
-from .transforms import AUGMENTATIONS, Mirror, eval_transform, train_transform
+from .transforms import AUGMENTATIONS, Flip, Mirror, eval_transform, train_transform

@@ -9,6 +9,7 @@ backbone's :class:`~tlcourse.models.Preprocessing`. The presets follow torchvisi
 from __future__ import annotations
 
 import torch
+from PIL import Image
 from torchvision.transforms import v2
 
 from ..errors import unknown_name
@@ -70,11 +71,26 @@ class Mirror:
     def __init__(self, transform) -> None:
         self.inner = transform
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        return self.inner(image.flip(-1))
+    def __call__(self, image):
+        # a tensor (..., H, W) or a PIL image, as torchvision's transforms take either
+        return self.inner(image.flip(-1) if isinstance(image, torch.Tensor) else image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
 
     def __repr__(self) -> str:
         return f"Mirror({self.inner!r})"
+
+
+class Flip:
+    """A batch or image tensor flipped along ``dims`` (``(-1,)``: left-right, ``(-2,)``: top-bottom):
+    a deterministic view, to go after an evaluation transform (features of it can be cached)."""
+
+    def __init__(self, dims: tuple[int, ...]) -> None:
+        self.dims = tuple(dims)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return image.flip(self.dims)
+
+    def __repr__(self) -> str:
+        return f"Flip(dims={self.dims})"
 
 
 class _Augment:

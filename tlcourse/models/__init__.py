@@ -2,12 +2,14 @@
 preprocessing, stages, head), their offline weight files (:mod:`.weights`) and preprocessing
 (:mod:`.preprocessing`); new heads, stages and splits (:mod:`.backbones`); freezing /
 unfreezing by stage and its audit (:mod:`.freezing`); train/eval mode set and restored module
-by module (:mod:`.modes`); BatchNorm folding for frozen inference (:mod:`.folding`) and
-test-time augmentation (:mod:`.test_time_augmentation`)."""
+by module (:mod:`.modes`); BatchNorm folding for frozen inference (:mod:`.folding`),
+test-time augmentation (:mod:`.test_time_augmentation`) and heads that read several stages
+(:mod:`.stage_reading`)."""
 from .backbones import (
     count_parameters,
     create_model,
     cut_after,
+    drop_above,
     feature_dim,
     get_head,
     imagenet_categories,
@@ -44,4 +46,5 @@ from .registry import (
     spec_for,
     weight_path,
 )
+from .stage_reading import FLIPS, ReadStages
 from .test_time_augmentation import FlipAverage

@@ -149,6 +149,22 @@ class Dropped(nn.Identity):
         return x
 
 
+def drop_above(model: nn.Module, stage: str) -> list[str]:
+    """Replace every stage above ``stage`` by :class:`Dropped` (in place); returns their names.
+
+    Their parameters leave the model, so they are neither trained, counted nor exported.
+    """
+    spec = spec_for(model)
+    names = [name for name, _ in spec.stages]
+    if stage not in names:
+        raise unknown_name("stage", stage, names)
+    above = spec.stages[names.index(stage) + 1:]
+    for _, paths in above:
+        for path in paths:
+            _set(model, path, Dropped())
+    return [name for name, _ in above]
+
+
 def cut_after(model: nn.Module, stage: str, num_classes: int, seed: int | None = 0) -> nn.Module:
     """Keep the stages up to ``stage``, drop the ones above it, and read a new head from there.
 
@@ -160,14 +176,8 @@ def cut_after(model: nn.Module, stage: str, num_classes: int, seed: int | None =
     new seeded ``num_classes``-way linear head (EfficientNet-Lite0's head applies its ReLU6 to
     that output before pooling, as it did to the top's). Changes ``model`` in place and returns it.
     """
-    spec = spec_for(model)
-    names = [name for name, _ in spec.stages]
-    if stage not in names:
-        raise unknown_name("stage", stage, names)
     num_classes = int_at_least(num_classes, "num_classes", 2, hint="A classifier needs at least two classes.")
-    for _, paths in spec.stages[names.index(stage) + 1:]:
-        for path in paths:
-            _set(model, path, Dropped())
+    drop_above(model, stage)
     probe = torch.zeros(1, 3, 64, 64, device=next(model.parameters()).device)
     with torch.no_grad(), evaluating(model):
         dim = pooled_features(model, probe).shape[1]
@@ -199,6 +209,7 @@ __all__: list[str] = [
     "count_parameters",
     "create_model",
     "cut_after",
+    "drop_above",
     "feature_dim",
     "get_head",
     "imagenet_categories",
