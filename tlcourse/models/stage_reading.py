@@ -17,6 +17,7 @@ those flips do not change (leaves, cells, defects; not digits, text or road sign
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -66,11 +67,10 @@ class ReadStages(nn.Module):
         adopt_mode(self, model)
         with torch.no_grad(), evaluating(model):
             probe = torch.zeros(1, 3, 64, 64, device=next(model.parameters()).device)
-            dim = self._pooled(probe).shape[1]
+            dim = self._pooled(stage_sequence(model), probe).shape[1]
         replace_head(model, _seeded_linear(dim, num_classes, seed))
 
-    def _pooled(self, x: torch.Tensor) -> torch.Tensor:
-        seq = stage_sequence(self.model)  # the model's own modules, looked up afresh (copies stay correct)
+    def _pooled(self, seq: "OrderedDict[str, nn.Module]", x: torch.Tensor) -> torch.Tensor:
         last = self.stages[-1]
         pooled = []
         for name, stage in seq.items():
@@ -81,18 +81,22 @@ class ReadStages(nn.Module):
                 return torch.cat(pooled, 1)
         raise AssertionError("unreachable: the last stage read is one of the model's stages")
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The vector the head reads: pooled stages, concatenated (averaged over the flips when evaluating)."""
-        f = self._pooled(x)
+    def _features(self, seq: "OrderedDict[str, nn.Module]", x: torch.Tensor) -> torch.Tensor:
+        f = self._pooled(seq, x)
         if self.training or not FLIPS[self.symmetry]:
             return f
         for dims in FLIPS[self.symmetry]:
-            f = f + self._pooled(torch.flip(x, dims=dims))
+            f = f + self._pooled(seq, torch.flip(x, dims=dims))
         return f / (1 + len(FLIPS[self.symmetry]))
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The vector the head reads: pooled stages, concatenated (averaged over the flips when evaluating)."""
+        return self._features(stage_sequence(self.model), x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        head = stage_sequence(self.model)["head"]  # pool (of a 1 x 1 map), flatten, dropout, linear
-        return head(self.features(x)[:, :, None, None])
+        # the model's own modules, looked up once per call (so a deep copy runs its own)
+        seq = stage_sequence(self.model)
+        return seq["head"](self._features(seq, x)[:, :, None, None])  # head: pool (of 1 x 1), flatten, dropout, linear
 
     def extra_repr(self) -> str:
         return f"stages={self.stages}, symmetry={self.symmetry!r}"
