@@ -21,14 +21,24 @@ if str(TESTS) not in sys.path:  # helpers (filesnap, loopback_server) import fro
 pytest.register_assert_rewrite("cli_output", "name_errors")  # helpers whose asserts explain a failure
 SHARED_DATA = Path(os.environ.get("TLCOURSE_DATA") or ROOT.parent / "shared" / "data")
 os.environ["TLCOURSE_DATA"] = str(SHARED_DATA)
+_OWN_CACHE: Path | None = None  # the throw-away cache this session made, removed when it ends
 if not os.environ.get("TLCOURSE_CACHE"):
     import tempfile
 
-    os.environ["TLCOURSE_CACHE"] = tempfile.mkdtemp(prefix="tlcourse-test-cache-")
+    _OWN_CACHE = Path(tempfile.mkdtemp(prefix="tlcourse-test-cache-"))
+    os.environ["TLCOURSE_CACHE"] = str(_OWN_CACHE)
 
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove the session's own cache (a few hundred MB of decoded images and features)."""
+    if _OWN_CACHE is not None:
+        import shutil
+
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
