@@ -69,3 +69,20 @@ def test_heldout_probes_cross_validates_every_stage_and_neighbouring_pairs(tmp_p
                                     "stage5 + top", "stage4 + stage5 + top", "stage3 + stage4 + stage5 + top"]
     accuracies = [float(r[2].rstrip("% |")) / 100 for r in rows]
     assert all(0 <= a <= 1 for a in accuracies) and max(accuracies) > 1 / 3  # better than chance on real leaves
+
+
+def test_plant_recipe_reports_the_lessons_rule_one_view_and_flip_average(monkeypatch, capsys, shared_data):
+    """bench/plant_recipe.py --quick with progressive resizing (64 px, then 80 px for the last epoch)."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    threads_before = torch.get_num_threads()
+    namespace = runpy.run_path(str(BENCH / "plant_recipe.py"))
+    [row] = namespace["main"](["--quick", "--size2", "80"])
+    assert row["n_test"] == 330  # the lesson's test split, whole, at the second size
+    assert row["test"] == (row["flip_average"] if row["flip_chosen"] else row["one_view"])
+    assert 0 < row["phase2_s"] < row["seconds"]
+    out = capsys.readouterr().out
+    assert "seed 0: test" in out and "one_view: mean" in out
+    assert torch.get_num_threads() == threads_before
+    with pytest.raises(SystemExit):
+        namespace["main"](["--size2", "160", "--epochs", "6", "--epochs2", "6"])
+    assert "--epochs2 must be between 1 and --epochs - 1" in capsys.readouterr().err
