@@ -21,6 +21,7 @@ image size, so 64 px and 224 px photos get the same blur relative to the leaf.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -69,11 +70,18 @@ def leaf_mask(images: torch.Tensor) -> torch.Tensor:
     return chroma > BACKGROUND_CHROMA
 
 
-def _grass(height: int, width: int, n: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` random crops of scikit-image's grass photo, tinted from soil brown to leaf green."""
+@functools.lru_cache(maxsize=1)
+def _grass_photo() -> torch.Tensor:
+    """scikit-image's grass photo (512 x 512 grey, public domain) in [0, 1], decoded once per process:
+    :func:`random_shifts` asks for it once per image it puts on grass."""
     from skimage import data as skdata
 
-    grey = torch.from_numpy(skdata.grass()).float() / 255  # 512 x 512, public domain
+    return torch.from_numpy(skdata.grass()).float() / 255
+
+
+def _grass(height: int, width: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` random crops of scikit-image's grass photo, tinted from soil brown to leaf green."""
+    grey = _grass_photo()
     side = min(grey.shape)
     scale = max(height, width) * 2 / side  # a crop of half the photo, resized to the image
     tiles = []
