@@ -36,12 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import cold_feature_cache, footer, header, parser, torch_threads  # noqa: E402
 
-import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from tlcourse import data, models  # noqa: E402
 from tlcourse.features import extract_features, extract_mirror_pairs  # noqa: E402
-from tlcourse.train import TwoPhasePlan, fit  # noqa: E402
+from tlcourse.train import TwoPhasePlan, accuracy, evaluate, fit  # noqa: E402
 
 
 def arguments(argv: list[str] | None = None):
@@ -72,16 +71,6 @@ def splits_at(size: int, seed: int, args):
     train = splits.train if args.n_per_class is None else data.take_per_class(splits.train, args.n_per_class, seed=seed)
     tf = data.eval_transform(models.get_spec(args.backbone).preprocessing.at(size))
     return plants.num_classes, train.with_transform(tf), splits.val.with_transform(tf), splits.test.with_transform(tf)
-
-
-def probabilities(top: torch.nn.Module, activations: torch.Tensor) -> torch.Tensor:
-    top.eval()
-    with torch.no_grad():
-        return torch.cat([top(x).softmax(1) for x in activations.split(64)])
-
-
-def accuracy(p: torch.Tensor, y: torch.Tensor) -> float:
-    return float((p.argmax(1) == y).float().mean())
 
 
 def run_seed(seed: int, args) -> dict:
@@ -115,8 +104,8 @@ def run_seed(seed: int, args) -> dict:
     val_pairs, test_pairs = pairs[1], extract_mirror_pairs(model, test, stage=boundary, progress=False)
 
     yv, y = val_pairs.photo.labels, test_pairs.photo.labels
-    v_one, v_mirror = probabilities(top, val_pairs.photo.features), probabilities(top, val_pairs.mirror.features)
-    t_one, t_mirror = probabilities(top, test_pairs.photo.features), probabilities(top, test_pairs.mirror.features)
+    v_one, v_mirror = (evaluate(top, view)["probs"] for view in (val_pairs.photo, val_pairs.mirror))
+    t_one, t_mirror = (evaluate(top, view)["probs"] for view in (test_pairs.photo, test_pairs.mirror))
     v_both, t_both = (v_one + v_mirror) / 2, (t_one + t_mirror) / 2
     use_flip = F.nll_loss(v_both.clamp_min(1e-12).log(), yv) < F.nll_loss(v_one.clamp_min(1e-12).log(), yv)
     return {"seed": seed, "test": accuracy(t_both if use_flip else t_one, y), "one_view": accuracy(t_one, y),
