@@ -24,6 +24,7 @@ SCRIPTS = {
     "bench_partial_finetune.py": "partial_finetune_speedup",
     "bench_throughput.py": "channels_last_speedup",
     "bench_allocator.py": "allocator_speedup",
+    "bench_cpu_pieces.py": "pieces_vs_whole",
     "bench_onnx.py": ("onnxruntime_vs_eager", "int8_vs_fp32"),
 }
 RATIO_LINE = re.compile(r"^ratio ([a-z0-9_]+)=(\d+\.\d+)$")
