@@ -1,6 +1,7 @@
 """Cached features and activations: same numbers as the model, computed once."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from tlcourse.features import (
     clear_memory_cache,
     extract_features,
     FeatureSet,
+    features_above,
     logistic_head,
     logistic_regression,
     probe_stages,
@@ -94,6 +96,33 @@ def test_boundary_activations_feed_the_top(model, small_plants):
         extract_features(model, small_plants, stage="stage9")
 
 
+def test_features_above_a_boundary_are_the_whole_backbones_features_and_are_cached(model, small_plants):
+    whole = extract_features(model, small_plants, progress=False)
+    for after in ("stage2", "stage5", "top"):
+        acts = extract_features(model, small_plants, stage=after, progress=False)
+        above = features_above(model, acts, after=after, batch_size=7, progress=False)
+        assert above.features.shape == whole.features.shape and torch.equal(above.labels, whole.labels)
+        assert torch.allclose(above.features, whole.features, atol=1e-4)
+        assert above.classes == whole.classes and above.key and above.key != acts.key
+        assert features_above(model, acts, after=after, progress=False) is above  # memory cache
+        clear_memory_cache()
+        assert torch.equal(features_above(model, acts, after=after, progress=False).features, above.features)  # disk
+    acts = extract_features(model, small_plants, stage="stage5", progress=False)
+    other, _ = create_model("mobilenet_v2", 15, pretrained=False)  # other weights above the boundary: other features
+    assert features_above(other, acts, after="stage5", progress=False).key != features_above(model, acts, after="stage5").key
+
+
+def test_features_above_refuses_pooled_features_and_unknown_stages(model, small_plants):
+    pooled = extract_features(model, small_plants, progress=False)
+    with pytest.raises(CourseError, match=r"stage='stage4'"):
+        features_above(model, pooled, after="stage4", progress=False)
+    acts = extract_features(model, small_plants, stage="stage4", progress=False)
+    with pytest.raises(CourseError, match="Valid stages"):
+        features_above(model, acts, after="stage9", progress=False)
+    uncached = FeatureSet(acts.features, acts.labels, acts.classes)  # no key: computed, not cached
+    assert features_above(model, uncached, after="stage4", progress=False).key == ""
+
+
 def test_probe_every_stage(model, small_plants):
     table = probe_stages(model, small_plants, small_plants, progress=False)
     assert list(table["stage"]) == ["stem", "stage1", "stage2", "stage3", "stage4", "stage5", "top"]
@@ -127,6 +156,53 @@ def test_the_model_can_be_fine_tuned_after_extraction_and_probing(small_plants):
     x = torch.stack([small_plants[i][0] for i in range(4)])
     m.train()(x).sum().backward()
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+
+def test_mirror_pairs_upside_down_hold_four_views_drawn_uniformly(model, small_plants):
+    from tlcourse.features import MirrorPairs, extract_mirror_pairs
+
+    pairs = extract_mirror_pairs(model, small_plants, stage="stage3", upside_down=True, device="cpu", progress=False)
+    two = extract_mirror_pairs(model, small_plants, stage="stage3", device="cpu", progress=False)
+    assert pairs.photo is two.photo and pairs.mirror is two.mirror and len(two.views) == 2  # cached once
+    bottom, _ = split_at(model, "stage3")
+    x = torch.stack([small_plants[i][0] for i in range(3)])
+    with torch.no_grad():
+        assert torch.allclose(pairs.upside_down.features[:3], bottom(x.flip(-2)), atol=1e-4)
+        assert torch.allclose(pairs.upside_down_mirror.features[:3], bottom(x.flip(-2).flip(-1)), atol=1e-4)
+    torch.manual_seed(0)
+    drawn = [pairs[0][0] for _ in range(200)]
+    counts = [sum(torch.equal(d, v.features[0]) for d in drawn) for v in pairs.views]
+    assert sum(counts) == 200 and all(25 < c < 75 for c in counts), counts
+    with pytest.raises(CourseError, match="both upside-down views"):
+        MirrorPairs(pairs.photo, pairs.mirror, pairs.upside_down)
+    with pytest.raises(CourseError, match="same photos in the same order"):
+        MirrorPairs(pairs.photo, pairs.mirror, pairs.upside_down,
+                    extract_features(model, small_plants.subset(range(10)), stage="stage3", progress=False))
+
+
+def test_flips_preset_flips_both_ways_and_mirror_can_flip_upside_down(small_plants):
+    from PIL import Image
+
+    from tlcourse.data import Mirror, train_transform
+    from tlcourse.data.transforms import is_augmenting
+
+    pre = get_spec("mobilenet_v2").preprocessing.at(64)
+    flips = train_transform(pre, "flips")
+    assert is_augmenting(flips) and "RandomVerticalFlip" in repr(flips) and "RandomHorizontalFlip" in repr(flips)
+    image = small_plants.images[0]
+    torch.manual_seed(0)
+    seen = {tuple(flips(image)[0, 0, :2].tolist()) for _ in range(40)}
+    assert len(seen) == 4  # photo, mirror, upside down, both
+    norm = small_plants.transform
+    both = Mirror(norm, upside_down=True)
+    assert torch.equal(both(image), norm(image.flip(-1).flip(-2)))
+    assert torch.equal(Mirror(norm, upside_down=True, left_right=False)(image), norm(image.flip(-2)))
+    pil = Image.fromarray(image.permute(1, 2, 0).numpy())
+    pil_flipped = torch.from_numpy(np.asarray(Mirror(lambda im: im, upside_down=True)(pil))).permute(2, 0, 1)
+    assert torch.equal(pil_flipped, image.flip(-1).flip(-2))
+    assert repr(Mirror(norm)) == f"Mirror({norm!r})" and repr(both) != repr(Mirror(norm))  # distinct cache keys
+    with pytest.raises(CourseError, match="neither"):
+        Mirror(norm, upside_down=False, left_right=False)
 
 
 def test_mirror_pairs_hold_the_activations_of_each_photo_and_its_mirror_image(model, small_plants):

@@ -29,6 +29,7 @@ from .models.modes import evaluating
 from .paths import subcache
 from .safeload import load_cache
 from .train import History, fit, iterate_batches
+from .train.loop import forward_in_pieces
 
 _MEMORY: dict[str, "FeatureSet"] = {}
 
@@ -122,39 +123,99 @@ def extract_features(
             raise CourseError("Caching needs a dataset with a fingerprint() (an ImageTensorDataset); pass cache=False.")
         raw = f"{spec_for(model).name}|{_module_digest(modules)}|{ds_key}|{data.transform!r}|{stage}"
         key = hashlib.sha1(raw.encode()).hexdigest()[:20]
-        if key in _MEMORY:
-            return _MEMORY[key]
-        saved = load_cache(subcache("features") / f"{key}.pt", ("features", "labels", "classes"))
-        if saved is not None:
-            result = FeatureSet(saved["features"], saved["labels"], saved["classes"], key)
-            _MEMORY[key] = result
-            return result
+        cached = _recall(key)
+        if cached is not None:
+            return cached
+    result = _run_folded(model, modules, iterate_batches(data, batch_size), pool=stage is None, device=device,
+                         desc=f"features ({stage or 'penultimate'})", progress=progress)
+    result.classes = list(getattr(data, "classes", []))
+    return _remember(result, key)
+
+
+def features_above(
+    model: nn.Module,
+    acts: FeatureSet,
+    *,
+    after: str,
+    batch_size: int = 128,
+    device: str | torch.device | None = "auto",
+    progress: bool = True,
+) -> FeatureSet:
+    """The pooled penultimate features (N, D) of photos whose activations after stage ``after`` are cached.
+
+    ``acts`` comes from ``extract_features(model, data, stage=after)``; only the stages above
+    ``after`` run, once per photo, as :func:`extract_features` runs them (BatchNorm folded,
+    channels-last on the CPU, inference mode). ``extract_features(model, data)`` gives the same
+    features (up to float rounding) with the stages below ``after`` run again. Cached like
+    :func:`extract_features` when ``acts`` was.
+    """
+    seq = stage_sequence(model)
+    names = list(seq)
+    if after not in names[:-1]:
+        from .errors import unknown_name
+
+        raise unknown_name("stage", after, names[:-1])
+    if not isinstance(acts, FeatureSet) or acts.features.ndim != 4:
+        raise CourseError(f"features_above() reads cached activations after {after!r}: the (N, C, H, W) FeatureSet "
+                          f"that extract_features(model, data, stage={after!r}) returns.")
+    modules = [seq[n] for n in names[names.index(after) + 1:-1]]
+    key = None
+    if acts.key:
+        key = hashlib.sha1(f"{spec_for(model).name}|{_module_digest(modules)}|{acts.key}|above {after}".encode()).hexdigest()[:20]
+        cached = _recall(key)
+        if cached is not None:
+            return cached
+    batches = zip(acts.features.split(batch_size), acts.labels.split(batch_size))
+    result = _run_folded(model, modules, batches, pool=True, device=device, desc=f"features (above {after})",
+                         progress=progress, total=-(-len(acts) // batch_size))
+    result.classes = list(acts.classes)
+    return _remember(result, key)
+
+
+def _recall(key: str) -> FeatureSet | None:
+    """A cached result, from memory or from ``TLCOURSE_CACHE/features``; None if there is none."""
+    if key in _MEMORY:
+        return _MEMORY[key]
+    saved = load_cache(subcache("features") / f"{key}.pt", ("features", "labels", "classes"))
+    if saved is None:
+        return None
+    _MEMORY[key] = FeatureSet(saved["features"], saved["labels"], saved["classes"], key)
+    return _MEMORY[key]
+
+
+def _remember(result: FeatureSet, key: str | None) -> FeatureSet:
+    if key is not None:
+        result.key = key
+        atomic.torch_save({"features": result.features, "labels": result.labels, "classes": result.classes},
+                          subcache("features") / f"{key}.pt")
+        _MEMORY[key] = result
+    return result
+
+
+def _run_folded(model: nn.Module, modules: list[nn.Module], batches, *, pool: bool, device, desc: str, progress: bool,
+                total: int | None = None) -> FeatureSet:
+    """Run a BatchNorm-folded copy of ``modules`` (frozen stages of ``model``) over ``batches`` of (x, y)."""
     device = pick_device(device)
     with evaluating(model):
         for m in modules:
             m.to(device)
         # a BatchNorm-folded copy runs the same function faster; the model itself is untouched
-        bottom = nn.Sequential(*(fold_batchnorm(m) for m in modules))
+        stages = nn.Sequential(*(fold_batchnorm(m) for m in modules))
     channels_last = device.type == "cpu"
     if channels_last:
-        bottom.to(memory_format=torch.channels_last)
+        stages.to(memory_format=torch.channels_last)
     feats, labels = [], []
-    batches = tqdm(iterate_batches(data, batch_size), desc=f"features ({stage or 'penultimate'})", disable=not progress, leave=False)
     with torch.inference_mode():
-        for x, y in batches:
+        for x, y in tqdm(batches, desc=desc, disable=not progress, leave=False, total=total):
             x = x.to(device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            out = bottom(x)
-            if stage is None:
+            out = forward_in_pieces(stages, x, device)
+            if pool:
                 out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
             feats.append(out.float().contiguous().cpu())
             labels.append(y)
-    result = FeatureSet(torch.cat(feats), torch.cat(labels), list(getattr(data, "classes", [])), key or "")
-    if key is not None:
-        atomic.torch_save({"features": result.features, "labels": result.labels, "classes": result.classes}, subcache("features") / f"{key}.pt")
-        _MEMORY[key] = result
-    return result
+    return FeatureSet(torch.cat(feats), torch.cat(labels), [])
 
 
 @dataclass
@@ -167,21 +228,38 @@ class MirrorPairs(Dataset):
     the layers that train. (A network is not exactly mirror-symmetric, so the mirror's
     activations are computed, not obtained by flipping the photo's.) The draw uses torch's
     global generator, which :func:`tlcourse.train.fit` seeds: the same seed, the same views.
+
+    With ``upside_down`` and ``upside_down_mirror`` as well (``extract_mirror_pairs(...,
+    upside_down=True)``), each item is one of the four views, drawn uniformly: random
+    horizontal *and* vertical flipping.
     """
 
     photo: FeatureSet
     mirror: FeatureSet
+    upside_down: FeatureSet | None = None
+    upside_down_mirror: FeatureSet | None = None
 
     def __post_init__(self) -> None:
-        if len(self.photo) != len(self.mirror) or not torch.equal(self.photo.labels, self.mirror.labels):
-            raise CourseError("MirrorPairs needs the photos' and their mirror images' activations of the same "
-                              "photos in the same order; build both with extract_mirror_pairs(model, data, ...).")
+        if (self.upside_down is None) != (self.upside_down_mirror is None):
+            raise CourseError("MirrorPairs needs both upside-down views (the photo's and its mirror image's) or neither.")
+        if any(len(v) != len(self.photo) or not torch.equal(v.labels, self.photo.labels) for v in self.views):
+            raise CourseError("MirrorPairs needs the activations of every view of the same photos in the same order; "
+                              "build them with extract_mirror_pairs(model, data, ...).")
+
+    @property
+    def views(self) -> list[FeatureSet]:
+        """The cached views: photo and mirror image, then the two upside-down ones if there are."""
+        upside = [self.upside_down, self.upside_down_mirror] if self.upside_down is not None else []
+        return [self.photo, self.mirror, *upside]
 
     def __len__(self) -> int:
         return len(self.photo)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        view = self.mirror if torch.rand(()) < 0.5 else self.photo
+        if self.upside_down is None:
+            view = self.mirror if torch.rand(()) < 0.5 else self.photo
+        else:
+            view = self.views[int(torch.randint(0, 4, ()))]
         return view.features[i], int(view.labels[i])
 
     @property
@@ -194,18 +272,27 @@ def extract_mirror_pairs(
     data: Dataset,
     *,
     stage: str | None = None,
+    upside_down: bool = False,
     batch_size: int = 64,
     device: str | torch.device | None = "auto",
     progress: bool = True,
 ) -> MirrorPairs:
-    """:func:`extract_features` of ``data`` and of its mirror images (both cached), as :class:`MirrorPairs`."""
+    """:func:`extract_features` of ``data`` and of its mirror images (all cached), as :class:`MirrorPairs`.
+
+    ``upside_down=True`` adds the photos flipped top-bottom, and those mirrored as well: four
+    views per photo, twice the backbone passes.
+    """
     from .data.transforms import Mirror
 
     _check_cacheable(data)
     kwargs = {"stage": stage, "batch_size": batch_size, "device": device, "progress": progress}
     photo = extract_features(model, data, **kwargs)
     mirror = extract_features(model, data.with_transform(Mirror(data.transform)), **kwargs)
-    return MirrorPairs(photo, mirror)
+    if not upside_down:
+        return MirrorPairs(photo, mirror)
+    flipped = [extract_features(model, data.with_transform(Mirror(data.transform, upside_down=True, left_right=lr)),
+                                **kwargs) for lr in (False, True)]
+    return MirrorPairs(photo, mirror, *flipped)
 
 
 def clear_memory_cache() -> None:

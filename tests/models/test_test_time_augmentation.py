@@ -53,3 +53,20 @@ def test_exported_wrapper_predicts_the_average(tmp_path, small_plants):
         want = (model(x).softmax(1) + model(x.flip(-1)).softmax(1)) / 2
         got = exported.model(x).softmax(1)
     assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_four_views_average_the_photo_its_mirror_and_both_upside_down(tmp_path, small_plants):
+    model = _model()
+    x = torch.stack([small_plants[i][0] for i in range(5)])
+    four = FlipAverage(model, upside_down=True)
+    with torch.no_grad():
+        want = sum(model(v).softmax(1) for v in (x, x.flip(-1), x.flip(-2), x.flip(-2).flip(-1))) / 4
+        got = four(x)
+        assert torch.allclose(got.softmax(1), want, atol=1e-6)
+        for flipped in (x.flip(-2), x.flip(-1).flip(-2)):  # every view of a photo gets the same answer
+            assert torch.allclose(four(flipped), got, atol=1e-5)
+    assert "views=4" in repr(four) and "views=2" in repr(FlipAverage(model))
+    path = export_model(four, tmp_path / "m4.pt2", class_names=small_plants.classes,
+                        preprocessing=get_spec("mobilenet_v2").preprocessing.at(64), provenance={"tta": "flips"})
+    with torch.no_grad():
+        assert torch.allclose(load_exported(path).model(x).softmax(1), want, atol=1e-5)

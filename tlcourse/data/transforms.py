@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from ..errors import unknown_name
+from ..errors import CourseError, unknown_name
 from ..models.preprocessing import Preprocessing
 
-AUGMENTATIONS = ("none", "flip", "standard", "strong")
+AUGMENTATIONS = ("none", "flip", "flips", "standard", "strong")
 
 
 class Normalize:
@@ -61,22 +61,34 @@ def eval_transform(preprocessing: Preprocessing) -> Normalize:
 
 
 class Mirror:
-    """The image mirrored left-right, then ``transform``: a deterministic second view of a photo.
+    """The image mirrored, then ``transform``: a deterministic second view of a photo.
 
-    Deterministic, so a frozen backbone's output for it can be cached like the photo's own
-    (:func:`tlcourse.features.extract_mirror_pairs`): flip augmentation with no backbone pass
-    per epoch. ``transform`` must be deterministic too (an eval transform).
+    Left-right by default; ``upside_down=True`` flips it top-bottom as well (``left_right=False``:
+    top-bottom only). Deterministic, so a frozen backbone's output for it can be cached like the
+    photo's own (:func:`tlcourse.features.extract_mirror_pairs`): flip augmentation with no
+    backbone pass per epoch. ``transform`` must be deterministic too (an eval transform).
     """
 
-    def __init__(self, transform) -> None:
-        self.inner = transform
+    def __init__(self, transform, *, upside_down: bool = False, left_right: bool = True) -> None:
+        if not (upside_down or left_right):
+            raise CourseError("Mirror() with neither left_right nor upside_down would be the photo itself.")
+        self.inner, self.upside_down, self.left_right = transform, upside_down, left_right
 
     def __call__(self, image):
         # a tensor (..., H, W) or a PIL image, as torchvision's transforms take either
-        return self.inner(image.flip(-1) if isinstance(image, torch.Tensor) else image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+        if isinstance(image, torch.Tensor):
+            dims = (-2,) * self.upside_down + (-1,) * self.left_right
+            return self.inner(image.flip(dims))
+        if self.left_right:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if self.upside_down:
+            image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+        return self.inner(image)
 
-    def __repr__(self) -> str:
-        return f"Mirror({self.inner!r})"
+    def __repr__(self) -> str:  # part of the feature cache's key
+        if not self.upside_down:
+            return f"Mirror({self.inner!r})"
+        return f"Mirror({self.inner!r}, upside_down=True, left_right={self.left_right})"
 
 
 class Flip:
@@ -109,6 +121,8 @@ def train_transform(preprocessing: Preprocessing, preset: str = "standard", imag
 
     - ``none``: normalisation only (what cached features assume);
     - ``flip``: random horizontal flip;
+    - ``flips``: random horizontal and random vertical flip (photos taken from straight above,
+      such as leaves on a table, where upside down is as plausible as mirrored);
     - ``standard``: random-resized crop (60-100% of the area) + horizontal flip;
     - ``strong``: standard + rotation up to 20 degrees + colour jitter.
     """
@@ -121,6 +135,8 @@ def train_transform(preprocessing: Preprocessing, preset: str = "standard", imag
     if preset in ("standard", "strong"):
         ops.append(v2.RandomResizedCrop(size, scale=(0.6, 1.0), antialias=True))
     ops.append(v2.RandomHorizontalFlip())
+    if preset == "flips":
+        ops.append(v2.RandomVerticalFlip())
     if preset == "strong":
         ops += [v2.RandomRotation(20), v2.ColorJitter(0.3, 0.3, 0.3, 0.02)]
     return _Augment(v2.Compose(ops), preprocessing, preset)
