@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from . import atomic
 from .device import pick_device
-from .errors import CourseError
+from .errors import CourseError, unknown_name
 from .models import spec_for, stage_sequence
 from .models.folding import fold_batchnorm
 from .models.modes import evaluating
@@ -111,8 +111,6 @@ def extract_features(
     seq = stage_sequence(model)
     names = list(seq)
     if stage is not None and stage not in names[:-1]:
-        from .errors import unknown_name
-
         raise unknown_name("stage", stage, names[:-1])
     upto = names[: names.index(stage) + 1] if stage else names[:-1]
     modules = [seq[n] for n in upto]
@@ -126,9 +124,8 @@ def extract_features(
         cached = _recall(key)
         if cached is not None:
             return cached
-    result = _run_folded(model, modules, iterate_batches(data, batch_size), pool=stage is None, device=device,
-                         desc=f"features ({stage or 'penultimate'})", progress=progress)
-    result.classes = list(getattr(data, "classes", []))
+    result = _run_folded(model, modules, iterate_batches(data, batch_size), list(getattr(data, "classes", [])),
+                         pool=stage is None, device=device, desc=f"features ({stage or 'penultimate'})", progress=progress)
     return _remember(result, key)
 
 
@@ -152,8 +149,6 @@ def features_above(
     seq = stage_sequence(model)
     names = list(seq)
     if after not in names[:-1]:
-        from .errors import unknown_name
-
         raise unknown_name("stage", after, names[:-1])
     if not isinstance(acts, FeatureSet) or acts.features.ndim != 4:
         raise CourseError(f"features_above() reads cached activations after {after!r}: the (N, C, H, W) FeatureSet "
@@ -166,9 +161,8 @@ def features_above(
         if cached is not None:
             return cached
     batches = zip(acts.features.split(batch_size), acts.labels.split(batch_size))
-    result = _run_folded(model, modules, batches, pool=True, device=device, desc=f"features (above {after})",
-                         progress=progress, total=-(-len(acts) // batch_size))
-    result.classes = list(acts.classes)
+    result = _run_folded(model, modules, batches, list(acts.classes), pool=True, device=device,
+                         desc=f"features (above {after})", progress=progress, total=-(-len(acts) // batch_size))
     return _remember(result, key)
 
 
@@ -192,8 +186,8 @@ def _remember(result: FeatureSet, key: str | None) -> FeatureSet:
     return result
 
 
-def _run_folded(model: nn.Module, modules: list[nn.Module], batches, *, pool: bool, device, desc: str, progress: bool,
-                total: int | None = None) -> FeatureSet:
+def _run_folded(model: nn.Module, modules: list[nn.Module], batches, classes: list[str], *, pool: bool, device,
+                desc: str, progress: bool, total: int | None = None) -> FeatureSet:
     """Run a BatchNorm-folded copy of ``modules`` (frozen stages of ``model``) over ``batches`` of (x, y)."""
     device = pick_device(device)
     with evaluating(model):
@@ -215,7 +209,7 @@ def _run_folded(model: nn.Module, modules: list[nn.Module], batches, *, pool: bo
                 out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
             feats.append(out.float().contiguous().cpu())
             labels.append(y)
-    return FeatureSet(torch.cat(feats), torch.cat(labels), [])
+    return FeatureSet(torch.cat(feats), torch.cat(labels), classes)
 
 
 @dataclass
@@ -256,7 +250,7 @@ class MirrorPairs(Dataset):
         return len(self.photo)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        if self.upside_down is None:
+        if self.upside_down is None:  # the two-view draw of before, so earlier seeds draw the same views
             view = self.mirror if torch.rand(()) < 0.5 else self.photo
         else:
             view = self.views[int(torch.randint(0, 4, ()))]
