@@ -52,6 +52,29 @@ def test_cache_key_changes_with_weights_and_images(model, small_plants):
     assert len({a.key, b.key, c.key}) == 3
 
 
+def test_folded_stages_are_reused_until_a_weight_changes(small_plants, monkeypatch):
+    """Folding copies and traces every block; it is done once per set of weights, and done
+    again as soon as a weight changes in place (as an optimizer step changes it)."""
+    import tlcourse.features as features_module
+
+    m, _ = create_model("mobilenet_v2", 15, seed=0)
+    freeze(m)
+    m.eval()
+    folds = []
+    real_fold = features_module.fold_batchnorm
+    monkeypatch.setattr(features_module, "fold_batchnorm", lambda module: folds.append(module) or real_fold(module))
+    first = extract_features(m, small_plants.subset(range(8)), stage="stage2", cache=False, progress=False)
+    n_stages = len(folds)
+    again = extract_features(m, small_plants.subset(range(8)), stage="stage2", cache=False, progress=False)
+    assert len(folds) == n_stages and torch.equal(first.features, again.features)
+    conv = next(c for c in m.modules() if isinstance(c, torch.nn.Conv2d))
+    with torch.no_grad():
+        conv.weight.mul_(2.0)
+    changed = extract_features(m, small_plants.subset(range(8)), stage="stage2", cache=False, progress=False)
+    assert len(folds) == 2 * n_stages
+    assert not torch.allclose(changed.features, first.features)
+
+
 def test_augmented_images_cannot_be_cached(model, small_plants):
     pre = get_spec("mobilenet_v2").preprocessing.at(64)
     with pytest.raises(CourseError, match="one random augmentation"):

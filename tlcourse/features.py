@@ -186,6 +186,37 @@ def _remember(result: FeatureSet, key: str | None) -> FeatureSet:
     return result
 
 
+#: BatchNorm-folded copies of recently run stages: (the tensors folded, their state then, the copy).
+_FOLDED: list[tuple[list[torch.Tensor], tuple, nn.Sequential]] = []
+_FOLDED_KEPT = 4
+
+
+def _weights_state(tensors: list[torch.Tensor]) -> tuple:
+    """Where each tensor lives, its shape, and how often it was changed in place."""
+    return tuple((t.device, t.data_ptr(), tuple(t.shape), t._version) for t in tensors)
+
+
+def _folded(modules: list[nn.Module]) -> nn.Sequential:
+    """A BatchNorm-folded copy of ``modules`` in sequence (the same function, faster), made once
+    and reused while their weights stay as they were: folding copies and traces every block,
+    which costs more than running a few hundred photos through the stages it folds.
+
+    The stages are recognised by their weights and buffers, not by the module objects (which
+    :func:`tlcourse.models.stage_sequence` builds afresh): the same tensors, unchanged since
+    (an optimizer step, ``load_state_dict`` or any in-place change counts as a change). The
+    entry holds those tensors, so no other tensor can take their memory while it is kept.
+    """
+    tensors = [t for m in modules for t in m.state_dict(keep_vars=True).values()]
+    state = _weights_state(tensors)
+    for kept, kept_state, stages in _FOLDED:
+        if kept_state == state and all(a is b for a, b in zip(kept, tensors)):
+            return stages
+    stages = nn.Sequential(*(fold_batchnorm(m) for m in modules))
+    _FOLDED.insert(0, (tensors, state, stages))
+    del _FOLDED[_FOLDED_KEPT:]
+    return stages
+
+
 def _run_folded(model: nn.Module, modules: list[nn.Module], batches, classes: list[str], *, pool: bool, device,
                 desc: str, progress: bool, total: int | None = None) -> FeatureSet:
     """Run a BatchNorm-folded copy of ``modules`` (frozen stages of ``model``) over ``batches`` of (x, y)."""
@@ -193,8 +224,7 @@ def _run_folded(model: nn.Module, modules: list[nn.Module], batches, classes: li
     with evaluating(model):
         for m in modules:
             m.to(device)
-        # a BatchNorm-folded copy runs the same function faster; the model itself is untouched
-        stages = nn.Sequential(*(fold_batchnorm(m) for m in modules))
+        stages = _folded(modules)
     channels_last = device.type == "cpu"
     if channels_last:
         stages.to(memory_format=torch.channels_last)
@@ -291,6 +321,7 @@ def extract_mirror_pairs(
 
 def clear_memory_cache() -> None:
     _MEMORY.clear()
+    _FOLDED.clear()
 
 
 def train_linear_head(
