@@ -26,6 +26,7 @@ SCRIPTS = {
     "bench_allocator.py": "allocator_speedup",
     "bench_cpu_pieces.py": "pieces_vs_whole",
     "bench_onnx.py": ("onnxruntime_vs_eager", "int8_vs_fp32"),
+    "bench_bfloat16.py": ("bfloat16_training_speedup", "bfloat16_caching_speedup"),
 }
 RATIO_LINE = re.compile(r"^ratio ([a-z0-9_]+)=(\d+\.\d+)$")
 

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 # torch up front (tests/test_package.py checks this list against the package's folders).
 _SUBMODULES = {
     "atomic", "calibration", "course", "csvsafe", "data", "deploy", "device", "errors", "exercises",
-    "experiments", "features", "metrics", "models", "paths", "plots", "safeload", "train",
+    "experiments", "features", "metrics", "models", "paths", "plots", "precision", "safeload", "train",
 }
 
 

@@ -69,7 +69,7 @@ class _Run:
     criterion: nn.Module
     device: torch.device
     channels_last: bool
-    amp: bool
+    amp: bool | str
     scaler: torch.amp.GradScaler | None
     freeze_bn: bool
     progress: bool
@@ -156,7 +156,7 @@ def _epoch(run: _Run, epoch: int) -> dict[str, float]:
     if run.val_data is not None:
         run.doing = f"validating epoch {epoch}"
         ev = _evaluate(run.model, run.val_data, run.val_batch_size, run.device, run.criterion, False,
-                       run.channels_last)
+                       run.channels_last, run.amp)
         record["val_loss"], record["val_acc"] = ev["loss"], ev["acc"]
         if run.best.update(ev["loss"], run.model):
             run.history.best_epoch = epoch
@@ -204,7 +204,7 @@ def fit(
     checkpoint_path: str | os.PathLike | None = None,
     resume: bool = False,
     seed: int = 0,
-    amp: bool = True,
+    amp: bool | str = True,
     progress: bool = True,
     label: str = "",
     channels_last: bool | None = None,
@@ -216,6 +216,8 @@ def fit(
     given, is stepped after every optimizer step (per batch), which is what warm-up and cosine
     schedules over a known number of steps need. ``patience`` stops when validation loss has
     not improved for that many epochs; ``restore_best`` then loads the best epoch's weights.
+    ``amp``: the number format of the forward passes (:mod:`tlcourse.precision`; True: mixed
+    precision on CUDA, ``"bfloat16"``: on a CPU with bfloat16 units too).
     """
     _validate(epochs, batch_size, lr, patience)
     _check_not_empty(train_data)

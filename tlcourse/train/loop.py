@@ -4,14 +4,14 @@
 loop around them); :func:`tlcourse.train.fit` composes them with checkpoints and early
 stopping. What they share:
 
-- mixed precision on CUDA: bfloat16 where the GPU has it, else float16 with a gradient scaler;
+- mixed precision (:mod:`tlcourse.precision`): on CUDA bfloat16 where the GPU has it, else float16
+  with a gradient scaler; on a CPU with bfloat16 units when asked (``amp="bfloat16"``);
 - the channels-last memory layout for convolutional models;
 - train/eval modes set through :mod:`tlcourse.models.modes` (frozen BatchNorm stays in eval);
 - a clear error for raw uint8 batches, and for a device that runs out of memory.
 """
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .. import precision
 from ..device import pick_device
 from ..errors import CourseError
 from ..models.modes import evaluating, start_training
@@ -32,17 +33,9 @@ def _loader(data: Dataset, batch_size: int, shuffle: bool, seed: int) -> DataLoa
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=0)
 
 
-def _amp_context(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype), dtype
-    return contextlib.nullcontext(), None
-
-
-def _grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler | None:
+def _grad_scaler(device: torch.device, amp: bool | str) -> torch.amp.GradScaler | None:
     """A loss scaler for float16 autocast, whose small gradients would underflow; bfloat16 needs none."""
-    _, dtype = _amp_context(device, amp)
-    return torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return torch.amp.GradScaler("cuda") if precision.autocast_dtype(device, amp) == torch.float16 else None
 
 
 def _use_channels_last(model: nn.Module, requested: bool | None) -> bool:
@@ -156,7 +149,7 @@ def train_one_epoch(
     criterion: nn.Module | None = None,
     device: str | torch.device | None = "auto",
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    amp: bool = True,
+    amp: bool | str = True,
     scaler: torch.amp.GradScaler | None = None,
     freeze_bn: bool = True,
     channels_last: bool | None = None,
@@ -168,8 +161,9 @@ def train_one_epoch(
     Puts the model in train mode with the BatchNorm layers of frozen stages kept in eval
     (``freeze_bn``: otherwise a "frozen" backbone's running statistics drift), and leaves it
     so. ``scheduler`` is stepped after every optimizer step, as per-step warm-up and cosine
-    schedules need. With float16 autocast (CUDA without bfloat16) pass a ``scaler`` that lives
-    across epochs, as ``fit`` does; without one, this epoch gets a fresh one.
+    schedules need. ``amp``: see :mod:`tlcourse.precision`. With float16 autocast (CUDA without
+    bfloat16) pass a ``scaler`` that lives across epochs, as ``fit`` does; without one, this
+    epoch gets a fresh one.
 
     Returns ``{"train_loss", "train_acc", "lr"}``: loss and accuracy averaged over the epoch's
     images (measured as the weights moved) and the first param group's rate at the end. A
@@ -178,25 +172,26 @@ def train_one_epoch(
     device = pick_device(device)
     criterion = criterion or nn.CrossEntropyLoss()
     channels_last = _place(model, device, channels_last)
-    autocast, _ = _amp_context(device, amp)
+    autocast = precision.autocast(device, amp)
     scaler = scaler if scaler is not None else _grad_scaler(device, amp)
     start_training(model, freeze_bn)
     seen, loss_sum, correct = 0, 0.0, 0
-    for x, y in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress):
-        _check_batch(x)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        x = _to_layout(x, channels_last)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            logits = model(x)
-            loss = criterion(logits.float(), y)
-        _check_finite(loss, epoch, optimizer)
-        _step(loss, optimizer, scaler)
-        if scheduler is not None:
-            scheduler.step()
-        seen += len(y)
-        loss_sum += float(loss.detach()) * len(y)
-        correct += int((logits.argmax(1) == y).sum())
+    with precision.cpu_float32_where_slow(model, device, amp):
+        for x, y in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress):
+            _check_batch(x)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            x = _to_layout(x, channels_last)
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                logits = model(x)
+                loss = criterion(logits.float(), y)
+            _check_finite(loss, epoch, optimizer)
+            _step(loss, optimizer, scaler)
+            if scheduler is not None:
+                scheduler.step()
+            seen += len(y)
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
     if not seen:
         raise CourseError("There is nothing to train on: the batches held no images (is the training data empty?).")
     return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "lr": float(optimizer.param_groups[0]["lr"])}
@@ -212,16 +207,18 @@ def evaluate(
     criterion: nn.Module | None = None,
     progress: bool = False,
     channels_last: bool | None = None,
+    amp: bool | str = True,
 ) -> dict[str, Any]:
     """Loss, accuracy, and every prediction of ``model`` on ``data`` (in eval mode).
 
     Returns ``{"loss", "acc", "probs" (N, C), "preds" (N,), "labels" (N,)}`` as CPU tensors.
     The model's train/eval flags are restored afterwards, module by module. Running out of
-    device memory raises a :class:`CourseError` suggesting half the batch size.
+    device memory raises a :class:`CourseError` suggesting half the batch size. ``amp``: see
+    :mod:`tlcourse.precision`.
     """
     device = pick_device(device)
     try:
-        return _evaluate(model, data, batch_size, device, criterion, progress, channels_last)
+        return _evaluate(model, data, batch_size, device, criterion, progress, channels_last, amp)
     except Exception as exc:
         if not _is_out_of_memory(exc):
             raise
@@ -237,12 +234,13 @@ def _evaluate(
     criterion: nn.Module | None,
     progress: bool,
     channels_last: bool | None,
+    amp: bool | str = True,
 ) -> dict[str, Any]:
     """:func:`evaluate` without the out-of-memory translation (``fit`` adds its own)."""
     criterion = criterion or nn.CrossEntropyLoss()
     channels_last = _place(model, device, channels_last)
     probs, labels, total_loss = [], [], 0.0
-    amp, _ = _amp_context(device, True)
+    amp = precision.autocast(device, amp)
     with evaluating(model):
         for x, y in tqdm(_loader(data, batch_size, False, 0), desc="evaluating", disable=not progress, leave=False):
             _check_batch(x)
