@@ -17,11 +17,13 @@ variant of the recipe can be screened over three seeds (three splits) in minutes
 ``--size2 S --epochs2 E`` is progressive resizing: the last E of the phase-2 epochs train on
 activations of the photos decoded at S pixels (same model, optimizer and schedule, continued), and
 validation and test photos are read at S. The seed draws the split, as in the lesson.
+``--precision`` is the lesson's ``precision`` (``auto``: bfloat16 autocast on a CPU with bfloat16
+units, float32 elsewhere; ``float32``).
 
     python bench/plant_recipe.py                          # the lesson's defaults, seeds 0 1 2
-    python bench/plant_recipe.py --augmentation flip      # left-right flips only (the defaults before)
-    python bench/plant_recipe.py --image-size 160
-    python bench/plant_recipe.py --size2 160 --epochs2 2  # 4 epochs at 128 px, then 2 at 160 px
+    python bench/plant_recipe.py --augmentation flip      # left-right flips only
+    python bench/plant_recipe.py --image-size 128 --precision float32   # the defaults before 2026-12-02 (tenth session)
+    python bench/plant_recipe.py --image-size 128 --size2 160 --epochs2 2  # 4 epochs at 128 px, then 2 at 160 px
 
 Seconds are wall-clock under whatever else the machine runs (the header prints the load); compare
 variants run one after another, as ratios. Cached activations are reused between runs that share a
@@ -44,11 +46,13 @@ import torch.nn.functional as F  # noqa: E402
 
 from tlcourse import data, models  # noqa: E402
 from tlcourse.features import extract_mirror_pairs, features_above  # noqa: E402
+from tlcourse.device import pick_device  # noqa: E402
+from tlcourse.precision import PRECISION_SETTINGS, amp_for  # noqa: E402
 from tlcourse.train import TwoPhasePlan, accuracy, evaluate, fit  # noqa: E402
 
 
 def arguments(argv: list[str] | None = None):
-    p = parser(__doc__.splitlines()[0], image_size=128, epochs=6, n_per_class=None)
+    p = parser(__doc__.splitlines()[0], image_size=160, epochs=6, n_per_class=None)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--head-epochs", type=int, default=15)
     p.add_argument("--lr", type=float, default=1e-3, help="phase 1: the head's learning rate")
@@ -59,6 +63,8 @@ def arguments(argv: list[str] | None = None):
                    help="phase 2's cached views: flip (photo, mirror image) or flips (and both upside down)")
     p.add_argument("--size2", type=int, default=None, help="progressive resizing: the second size")
     p.add_argument("--epochs2", type=int, default=2, help="phase-2 epochs at --size2 (the last ones)")
+    p.add_argument("--precision", choices=PRECISION_SETTINGS, default="auto",
+                   help="the lesson's precision: auto (bfloat16 where the CPU has bfloat16 units) or float32")
     p.add_argument("--cold", action="store_true", help="an empty feature cache: time the caching as well")
     args = p.parse_args(argv)
     if args.quick:
@@ -88,16 +94,18 @@ def run_seed(seed: int, args) -> dict:
     names = models.stage_names(model)
     boundary = names[len(names) - 2 - args.unfreeze_top]
     upside_down = args.augmentation == "flips"
+    amp = amp_for(args.precision, pick_device("auto"))
 
     def views(*datasets):
-        return [extract_mirror_pairs(model, d, stage=boundary, upside_down=upside_down, progress=False) for d in datasets]
+        return [extract_mirror_pairs(model, d, stage=boundary, upside_down=upside_down, progress=False, amp=amp)
+                for d in datasets]
 
     pairs = views(train, val)
     steps = math.ceil(len(train) / args.batch_size)
     optimizer, scheduler = plan.phase1(model, steps_per_epoch=steps)
-    fit(models.get_head(model), *(features_above(model, v.photo, after=boundary, progress=False) for v in pairs),
+    fit(models.get_head(model), *(features_above(model, v.photo, after=boundary, progress=False, amp=amp) for v in pairs),
         epochs=args.head_epochs, optimizer=optimizer, scheduler=scheduler, batch_size=args.batch_size, seed=seed,
-        freeze_bn=False, progress=False)
+        freeze_bn=False, progress=False, amp=amp)
 
     optimizer, scheduler = plan.phase2(model, steps_per_epoch=steps)
     _, top = models.split_at(model, boundary)
@@ -111,12 +119,12 @@ def run_seed(seed: int, args) -> dict:
             pairs = views(train, val)
         t0 = time.perf_counter()
         fit(top, pairs[0], pairs[1].photo, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
-            batch_size=args.batch_size, seed=seed, progress=False)
+            batch_size=args.batch_size, seed=seed, progress=False, amp=amp)
         phase2 += time.perf_counter() - t0
     val_views, test_views = pairs[1], views(test)[0]
 
     yv, y = val_views.photo.labels, test_views.photo.labels
-    v_each, t_each = ([evaluate(top, view)["probs"] for view in vs.views] for vs in (val_views, test_views))
+    v_each, t_each = ([evaluate(top, view, amp=amp)["probs"] for view in vs.views] for vs in (val_views, test_views))
     v_avg, t_avg = sum(v_each) / len(v_each), sum(t_each) / len(t_each)
     use_avg = F.nll_loss(v_avg.clamp_min(1e-12).log(), yv) < F.nll_loss(v_each[0].clamp_min(1e-12).log(), yv)
     return {"seed": seed, "test": accuracy(t_avg if use_avg else t_each[0], y), "one_view": accuracy(t_each[0], y),
