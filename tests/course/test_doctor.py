@@ -19,7 +19,8 @@ import pytest
 
 from filesnap import snapshot
 from tlcourse.course.cli import main
-from tlcourse.course.doctor import _widget_frontend_check, widget_frontend_problem
+from tlcourse import precision
+from tlcourse.course.doctor import _widget_frontend_check, precision_check, widget_frontend_problem
 
 
 @pytest.mark.parametrize("ipywidgets, frontend", [("8.1.9", "3.0.17"), ("8.0.0", "3.0.0"), ("7.8.5", "1.1.10"),
@@ -61,6 +62,21 @@ def test_the_doctor_reports_this_environments_pair():
     check = _widget_frontend_check()
     pair = f"ipywidgets {version('ipywidgets')} with jupyterlab_widgets {version('jupyterlab_widgets')}"
     assert check.ok and check.detail == pair and not check.required
+
+
+# ----------------------------------------------------------------------------- mixed precision
+
+
+@pytest.mark.parametrize("units", [True, False])
+def test_the_doctor_says_whether_lessons_will_train_in_bfloat16(units, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(precision, "cpu_has_bfloat16", lambda: units)
+    check = precision_check(torch.device("cpu"))
+    assert check.ok and not check.required and check.name == "mixed precision"
+    expected = "has bfloat16 units: lessons with precision=\"auto\" train in bfloat16" if units else \
+        "has no bfloat16 units: precision=\"auto\" computes in float32"
+    assert expected in check.detail
 
 
 # ----------------------------------------------------------------------------- the torch cache

@@ -144,6 +144,19 @@ def requirement_checks() -> list[Check]:
             _kernel_check()]
 
 
+def precision_check(device: Any) -> Check:
+    """Which number format ``precision="auto"`` gives on ``device`` (information, never a failure)."""
+    from .. import precision
+
+    amp = precision.amp_for("auto", device)
+    if device.type == "cpu":
+        detail = ("this CPU has bfloat16 units: lessons with precision=\"auto\" train in bfloat16" if amp == "bfloat16"
+                  else "this CPU has no bfloat16 units: precision=\"auto\" computes in float32 (lesson 07 takes longer)")
+    else:
+        detail = f"precision=\"auto\" on {device}: {precision.describe(device, amp)}"
+    return Check("mixed precision", True, detail, required=False)
+
+
 def run_checks() -> list[Check]:
     import torch
     import torchvision
@@ -156,6 +169,7 @@ def run_checks() -> list[Check]:
     device = pick_device("auto")
     extra = f" ({torch.cuda.get_device_name(0)})" if device.type == "cuda" else f" ({torch.get_num_threads()} threads)"
     checks.append(Check("device", True, f"{device}{extra}", required=False))
+    checks.append(precision_check(device))
     weights = [c for c in required if c.name.startswith("weights ")]
     checks += weights
     if all(c.ok for c in weights if c.name == "weights mobilenet_v2"):
