@@ -13,7 +13,7 @@ the optimizer and the loss stay in float32. ``amp``, as ``fit``, ``train_one_epo
 - ``False``: float32 everywhere.
 
 One operation is an exception on the CPU: oneDNN's backward pass of a *strided depthwise*
-convolution (MobileNet's and EfficientNet's downsampling blocks) is about 14x slower in bfloat16
+convolution (MobileNet's and EfficientNet's downsampling blocks) is 12-14x slower in bfloat16
 than in float32 (``bench/bench_bfloat16.py``). :func:`cpu_float32_where_slow` keeps those few
 convolutions in float32 while a model trains under CPU autocast.
 """
@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .errors import CourseError
+
 
 def cpu_has_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 natively (oneDNN's own test: AVX512-BF16 or AMX)."""
