@@ -107,8 +107,8 @@ def extract_features(
     on the CPU, under ``torch.inference_mode``. ``model`` itself only moves to ``device``,
     outside inference mode: inside it, its parameters would become inference tensors and the
     same model could never be unfrozen and fine-tuned. ``amp``: the number format of the passes
-    (:mod:`tlcourse.precision`; ``"bfloat16"`` on a CPU with bfloat16 units about halves their
-    time); features computed in another format are cached apart.
+    (:mod:`tlcourse.precision`; what ``"bfloat16"`` gains on a CPU with bfloat16 units is measured
+    by ``bench/bench_bfloat16.py``); features computed in another format are cached apart.
     """
     _check_cacheable(data)
     seq = stage_sequence(model)
@@ -231,10 +231,11 @@ def _folded(modules: list[nn.Module]) -> nn.Sequential:
     return stages
 
 
-def _run_folded(model: nn.Module, modules: list[nn.Module], batches, classes: list[str], *, pool: bool, device,
-                desc: str, progress: bool, total: int | None = None, amp: bool | str = True) -> FeatureSet:
-    """Run a BatchNorm-folded copy of ``modules`` (frozen stages of ``model``) over ``batches`` of (x, y)."""
-    device = pick_device(device)
+def _run_folded(model: nn.Module, modules: list[nn.Module], batches, classes: list[str], *, pool: bool,
+                device: torch.device, desc: str, progress: bool, total: int | None = None,
+                amp: bool | str = True) -> FeatureSet:
+    """Run a BatchNorm-folded copy of ``modules`` (frozen stages of ``model``) over ``batches`` of (x, y)
+    on ``device`` (as :func:`tlcourse.device.pick_device` resolved it)."""
     autocast = precision.autocast(device, amp)
     with evaluating(model):
         for m in modules:

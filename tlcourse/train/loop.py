@@ -240,12 +240,12 @@ def _evaluate(
     criterion = criterion or nn.CrossEntropyLoss()
     channels_last = _place(model, device, channels_last)
     probs, labels, total_loss = [], [], 0.0
-    amp = precision.autocast(device, amp)
+    autocast = precision.autocast(device, amp)
     with evaluating(model):
         for x, y in tqdm(_loader(data, batch_size, False, 0), desc="evaluating", disable=not progress, leave=False):
             _check_batch(x)
             x, y = _to_layout(x.to(device, non_blocking=True), channels_last), y.to(device)
-            with amp:
+            with autocast:
                 logits = forward_in_pieces(model, x, device)
             total_loss += float(criterion(logits.float(), y)) * len(y)
             probs.append(logits.float().softmax(1).cpu())
